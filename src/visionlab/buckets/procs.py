@@ -1,0 +1,91 @@
+"""Processes: is a pid alive (a zombie is not), what is it, and who holds a path open."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Optional
+
+
+def is_alive(pid: int) -> bool:
+    """True when `pid` runs and is not a zombie (a killed rclone lingers as state Z)."""
+    if pid <= 0:
+        return False
+    if sys.platform.startswith("linux"):
+        try:
+            with open(f"/proc/{pid}/stat", encoding="utf-8", errors="replace") as f:
+                stat = f.read()
+        except OSError:
+            return False
+        # Field 3, after the ")" that closes the command name (which may contain spaces).
+        state = stat[stat.rfind(")") + 2 :].split(" ", 1)[0]
+        return state not in ("Z", "X")
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def cmdline(pid: int) -> list[str]:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return [a.decode("utf-8", "replace") for a in f.read().split(b"\0") if a]
+    except OSError:
+        return []
+
+
+def is_our_rclone(pid: int, source: str, mount_point: str) -> bool:
+    """True when `pid` is an `rclone mount <source> <mount_point>` of ours (same uid)."""
+    if not is_alive(pid):
+        return False
+    if sys.platform.startswith("linux"):
+        try:
+            if os.stat(f"/proc/{pid}").st_uid != os.getuid():
+                return False
+        except OSError:
+            return False
+        argv = cmdline(pid)
+        return "mount" in argv and source in argv and mount_point in argv
+    return True  # macOS: no /proc; the pid came from rclone's own rc answer
+
+
+def holders(path: str, limit: int = 5) -> list[tuple[int, str]]:
+    """Processes whose cwd or an open file is below `path` (Linux /proc scan; ours only)."""
+    if not sys.platform.startswith("linux"):
+        return []
+    prefix = path.rstrip("/") + "/"
+    found: list[tuple[int, str]] = []
+    me = os.getpid()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == me:
+            continue
+        pid = int(entry)
+        if _holds(pid, path, prefix):
+            found.append((pid, " ".join(cmdline(pid))[:80] or "?"))
+            if len(found) >= limit:
+                break
+    return found
+
+
+def _holds(pid: int, path: str, prefix: str) -> bool:
+    def inside(link: str) -> bool:
+        try:
+            target = os.readlink(link)
+        except OSError:
+            return False
+        return target == path or target.startswith(prefix)
+
+    if inside(f"/proc/{pid}/cwd") or inside(f"/proc/{pid}/root"):
+        return True
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return False
+    return any(inside(f"/proc/{pid}/fd/{fd}") for fd in fds)
+
+
+def describe(holder: Optional[tuple[int, str]]) -> str:
+    return f"pid {holder[0]} ({holder[1]})" if holder else "a process"

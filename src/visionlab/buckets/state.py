@@ -1,0 +1,58 @@
+"""The per-bucket state file: what we mounted, with which rclone, and where its symlinks are."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Optional
+
+
+@dataclass
+class MountState:
+    bucket: str
+    remote: str
+    mount_point: str
+    pid: int
+    socket: str
+    cache_dir: str
+    log_file: str
+    profile: str = "default"
+    started_at: float = 0.0
+    symlinks: list[str] = field(default_factory=list)
+
+
+def load(path: Path) -> Optional[MountState]:
+    """The state in `path`, or None when there is none or it is unreadable/corrupt."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        with os.fdopen(fd, encoding="utf-8") as f:
+            data = json.load(f)
+        return MountState(**data)
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def save(path: Path, state: MountState) -> None:
+    """Write atomically (temp file + os.replace), mode 0600: readers never see half a file."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(asdict(state), f, indent=2)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        with_suppress_unlink(tmp)
+        raise
+
+
+def remove(path: Path) -> None:
+    with_suppress_unlink(str(path))
+
+
+def with_suppress_unlink(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
