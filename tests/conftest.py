@@ -3,6 +3,7 @@ rclone config, so no test touches the real /tmp/<user>, ~ or rclone.conf."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -115,10 +116,8 @@ def _cleanup_runtime(runtime: Path) -> None:
         except OSError:
             continue
         if b"rclone" in cmd and prefix.encode() in cmd:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(int(pid), signal.SIGKILL)
-            except ProcessLookupError:
-                pass
     shutil.rmtree(runtime, ignore_errors=True)
 
 
@@ -162,3 +161,11 @@ def files_under(path: Path) -> set[str]:
         for name in dirnames + filenames:
             found.add(os.path.relpath(os.path.join(dirpath, name), path))
     return found
+
+
+def bin_path(name: str) -> str:
+    """A console script of this environment (mount-bucket, unmount-bucket)."""
+    import sys
+
+    candidate = Path(sys.executable).parent / name
+    return str(candidate) if candidate.exists() else (shutil.which(name) or name)

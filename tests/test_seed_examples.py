@@ -6,13 +6,13 @@ import os
 import subprocess
 from pathlib import Path
 
-from conftest import BUCKET, needs_fuse
+from conftest import BUCKET, bin_path, needs_fuse
 
 pytestmark = needs_fuse
 
 
 def cli(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run(list(args), capture_output=True, text=True, timeout=120)
+    proc = subprocess.run([bin_path(args[0]), *args[1:]], capture_output=True, text=True, timeout=120)
     if check:
         assert proc.returncode == 0, (args, proc.stdout, proc.stderr)
     return proc

