@@ -252,20 +252,15 @@ def _start(binary: str, remote: str, bucket: str, paths: layout.BucketPaths, con
                              paths.socket, profile.flags)
     pid = 0
     try:
-        code = runner.run_detached(argv, timeout=60, log_path=str(paths.log))
-        entry = mounttable.find(str(target))
-        alive = bool(entry) and mounttable.probe(str(target), 10)[0]
-        if code != 0 or not alive:
-            detail = rclone.log_error(paths.log, offset) or f"rclone exited with status {code}"
+        pid = runner.spawn_daemon(argv, str(paths.log))
+        error = _wait_mounted(paths, pid, timeout=60)
+        if error:
+            detail = rclone.log_error(paths.log, offset) or error
             raise MountFailed(f"rclone could not mount {remote}:{bucket}: {detail}",
                               f"see the full log: {paths.log}")
-        pid = _rclone_pid(paths.socket)
+        _wait_rc(paths.socket)
     except BaseException:
-        if mounttable.find(str(target)):
-            _fuse_unmount(str(target), lazy=True)
-        if made_dir:
-            _rmdir(target)
-        state.remove(paths.socket)
+        _abort_start(paths, pid, made_dir)
         raise
     return state.MountState(
         bucket=bucket, remote=remote, mount_point=str(target), pid=pid,
@@ -274,14 +269,46 @@ def _start(binary: str, remote: str, bucket: str, paths: layout.BucketPaths, con
     )
 
 
-def _rclone_pid(socket_path: Path) -> int:
-    for _ in range(50):
+def _wait_mounted(paths: layout.BucketPaths, pid: int, timeout: float) -> str:
+    """Wait until rclone's mount is in the table and answers; '' when it does, else why not."""
+    deadline = time.monotonic() + timeout
+    delay = 0.01
+    while time.monotonic() < deadline:
+        if mounttable.find(str(paths.mount_point)):
+            alive, reason = mounttable.probe(str(paths.mount_point), 10)
+            return "" if alive else f"the new mount does not answer ({reason})"
+        if not procs.is_alive(pid):
+            return "rclone exited before the mount was ready"
+        time.sleep(delay)
+        delay = min(delay * 2, 0.1)
+    return f"the mount was not ready after {timeout:g}s"
+
+
+def _wait_rc(socket_path: Path) -> None:
+    """rclone's control socket must answer: unmount relies on it to drain uploads."""
+    for _ in range(100):
         try:
-            return int(rclone.rc_call(socket_path, "core/pid", timeout=2)["pid"])
-        except (OSError, KeyError, ValueError):
-            time.sleep(0.1)
+            rclone.rc_call(socket_path, "core/pid", timeout=2)
+            return
+        except OSError:
+            time.sleep(0.05)
     raise MountFailed("rclone mounted but its control socket does not answer",
                       f"see {socket_path.with_suffix('.log')}")
+
+
+def _abort_start(paths: layout.BucketPaths, pid: int, made_dir: bool) -> None:
+    """Undo a failed start: stop our rclone, unmount, remove what we created."""
+    if pid and procs.is_alive(pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        if not _wait_exit(pid, 5):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    if mounttable.find(str(paths.mount_point)):
+        _fuse_unmount(str(paths.mount_point), lazy=True)
+    if made_dir:
+        _rmdir(paths.mount_point)
+    state.remove(paths.socket)
 
 
 # ---------------------------------------------------------------------------- unmount

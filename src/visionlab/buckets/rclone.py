@@ -265,11 +265,10 @@ def probe_bucket(rclone: str, remote: str, bucket: str, config: Path,
 
 def mount_argv(rclone: str, remote: str, bucket: str, mount_point: Path, config: Path,
                log: Path, cache: Path, socket_path: Path, profile_flags: list[str]) -> list[str]:
-    """`rclone mount --daemon` with its own log, cache dir and rc unix socket (no TCP, no auth:
-    the socket lives in our 0700 directory)."""
+    """`rclone mount` with its own log, cache dir and rc unix socket (no TCP, no auth: the
+    socket lives in our 0700 directory). Run detached by runner.spawn_daemon."""
     return [
         rclone, "mount", f"{remote}:{bucket}", str(mount_point),
-        "--daemon", "--daemon-wait", "30s",
         "--config", str(config),
         "--log-file", str(log), "--log-level", "INFO",
         "--cache-dir", str(cache),

@@ -26,6 +26,7 @@ def run(
     argv: Sequence[str],
     timeout: float,
     env: Optional[Mapping[str, str]] = None,
+    new_session: bool = False,
 ) -> Result:
     """Run argv and return its result; raise CommandTimeout when it outlives `timeout` seconds.
 
@@ -40,6 +41,7 @@ def run(
             timeout=timeout,
             env=dict(env) if env is not None else None,
             check=False,
+            start_new_session=new_session,
         )
     except subprocess.TimeoutExpired as exc:
         raise CommandTimeout(
@@ -51,27 +53,19 @@ def run(
     return Result(proc.returncode, proc.stdout, proc.stderr)
 
 
-def run_detached(argv: Sequence[str], timeout: float, log_path: str) -> int:
-    """Run a command that daemonizes (e.g. `rclone mount --daemon`).
+def spawn_daemon(argv: Sequence[str], log_path: str) -> int:
+    """Start argv detached and return its pid: own session, reparented to init, stdin from
+    /dev/null, output appended to `log_path` (never a pipe a caller could wait on forever).
 
-    Its output goes to `log_path`, never to a pipe: a daemon keeps inherited pipes open, and a
-    parent that reads them would wait forever.
+    A short-lived /bin/sh starts it in the background and exits, so the daemon is never our
+    child: nothing has to reap it, and a long-running Python that mounted it gains no zombie.
+    (`rclone mount --daemon` is not used: its parent process also binds the rc socket.)
     """
-    with open(log_path, "ab", buffering=0) as log:
-        os.chmod(log_path, 0o600)
-        try:
-            proc = subprocess.run(
-                list(argv),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
-                timeout=timeout,
-                check=False,
-                start_new_session=True,
-            )
-        except subprocess.TimeoutExpired as exc:
-            raise CommandTimeout(
-                f"{os.path.basename(argv[0])} did not finish within {timeout:g}s",
-                f"see its log: {log_path}",
-            ) from exc
-    return proc.returncode
+    fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    os.close(fd)
+    script = 'log=$1; shift; "$@" >>"$log" 2>&1 </dev/null & echo $!'
+    launcher = run(["/bin/sh", "-c", script, "sh", log_path, *argv], timeout=30, new_session=True)
+    pid_text = launcher.stdout.strip()
+    if not launcher.ok or not pid_text.isdigit():
+        raise CommandTimeout(f"could not start {os.path.basename(argv[0])}", f"see {log_path}")
+    return int(pid_text)
