@@ -131,7 +131,8 @@ def test_unmount_with_server_down_keeps_mount_and_names_pending(env):
     s3.stop()
     proc = cli("unmount-bucket", BUCKET, "--timeout", "6")
     assert proc.returncode == 1
-    last = proc.stderr.strip().splitlines()[-1]
+    *progress, last = proc.stderr.strip().splitlines()
+    assert progress and progress[0].startswith(f"{BUCKET}: waiting for 3 upload(s), ")
     assert last.startswith("error: 3 upload(s) still pending after 6s: ")
     assert all(f"pending_{i}.txt" in last for i in range(3))
     assert "the mount and its cache were left in place" in last
