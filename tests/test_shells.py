@@ -135,7 +135,8 @@ def test_tab_and_cdbucket_in_a_real_shell(env, shell):
         pane.send("-l", "unmount-bucket te")
         pane.send("Tab")
         pane.wait_for(rf"unmount-bucket {BUCKET} ?$", timeout=10)
-        pane.send("C-c")
+        pane.send("C-u")  # clear the line, then wait for the empty prompt before typing on
+        pane.wait_for(r"^\$[ \t]*$", timeout=10)
 
         # `cdbucket <TAB>` completes like mount-bucket (here from the remote's listing).
         pane.send("-l", "builtin cd /; cdbucket teamsp")
