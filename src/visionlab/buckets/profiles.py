@@ -15,6 +15,17 @@ class Profile:
     read_only: bool = False
 
 
+# Flags every read-only profile shares. --no-modtime: S3 keeps the modtime in object metadata, so
+# without it every stat and open costs a HEAD (listing with sizes 6-8x slower, cold small reads
+# 15-30% slower).
+# Long dir/attr caches: a dataset does not change under a running job.
+# No backend flags (--s3-*) here: rclone then renames the remote "s3_remote{hash}" in the mount
+# table, and the measured gain of --s3-no-head-object was within noise.
+_READ_ONLY = ["--read-only", "--no-modtime", "--dir-cache-time", "1h", "--attr-timeout", "1h"]
+# VFS cache on node-local disk (the runtime dir), capped so a big dataset cannot fill the disk.
+# (--vfs-cache-min-free-space would be better still, but needs rclone >= 1.62.)
+_CACHE_CAPS = ["--vfs-cache-max-age", "24h", "--vfs-cache-max-size", "50G"]
+
 PROFILES: dict[str, Profile] = {
     p.name: p
     for p in (
@@ -22,17 +33,26 @@ PROFILES: dict[str, Profile] = {
             "default",
             "read-write; writes cached on local disk and uploaded after 5 s "
             "(unmount-bucket waits for every upload)",
-            ["--vfs-cache-mode", "writes", "--vfs-write-back", "5s",
-             "--dir-cache-time", "1m", "--vfs-cache-max-age", "24h"],
+            # --use-server-modtime: modtimes from the listing (the upload time), not one HEAD
+            # per file: listing with sizes 6-8x faster, cold small reads +15-30%.
+            ["--vfs-cache-mode", "writes", "--vfs-write-back", "5s", "--use-server-modtime",
+             "--dir-cache-time", "1m", *_CACHE_CAPS],
         ),
         Profile(
             "dataset",
-            "read-only, for training data read many times: whole-file cache on local disk, "
-            "long metadata caching",
-            ["--read-only", "--vfs-cache-mode", "full", "--no-modtime",
-             "--dir-cache-time", "1h", "--attr-timeout", "1h",
-             "--vfs-cache-max-age", "24h", "--vfs-cache-max-size", "50G",
-             "--vfs-read-chunk-size", "32M", "--buffer-size", "16M"],
+            "read-only, for training data read many times: whole-file cache on local disk "
+            "(second epoch 1.7-3x faster, first reads ~40% slower), long metadata caching",
+            # --buffer-size 1M: per open file (default 16M); more only costs memory here, and
+            # --buffer-size 0 halves large sequential reads in full cache mode.
+            [*_READ_ONLY, "--vfs-cache-mode", "full", "--vfs-fast-fingerprint",
+             "--buffer-size", "1M", *_CACHE_CAPS],
+            read_only=True,
+        ),
+        Profile(
+            "stream",
+            "read-only, no disk cache: data read once, or larger than the local disk; "
+            "parallel ranged reads (needs rclone >= 1.68)",
+            [*_READ_ONLY, "--vfs-read-chunk-streams", "4", "--vfs-read-chunk-size", "8M"],
             read_only=True,
         ),
     )
