@@ -220,3 +220,9 @@ def test_zombie_is_dead():
         assert procs.is_alive(child.pid) is False
     finally:
         child.wait()
+
+
+def test_cli_profile_names_match_profiles():
+    from visionlab.buckets import cli, profiles
+
+    assert sorted(cli.PROFILE_NAMES) == sorted(profiles.PROFILES)

@@ -5,7 +5,6 @@ Exit codes: 0 ok; 1 error; 2 bad usage or bucket name; 3 not mounted; 4 mounted 
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -13,9 +12,11 @@ from typing import NoReturn, Optional
 
 import click
 
-from . import __version__, completion
+from . import __version__
 from .errors import BucketsError
 
+# Kept in step with profiles.PROFILES by a test; listed here so start-up need not import it.
+PROFILE_NAMES = ("default", "dataset", "stream")
 EXIT_NOT_MOUNTED = 3
 EXIT_STALE = 4
 _CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -28,14 +29,20 @@ def _fail(exc: BucketsError) -> NoReturn:
 
 def _complete_bucket(ctx: click.Context, param: click.Parameter, incomplete: str):
     remote = ctx.params.get("remote") or "s3_remote"
+    from . import completion
+
     return completion.remote_buckets(remote, incomplete)
 
 
 def _complete_mounted(ctx: click.Context, param: click.Parameter, incomplete: str):
+    from . import completion
+
     return completion.mounted_buckets(incomplete)
 
 
 def _complete_remote(ctx: click.Context, param: click.Parameter, incomplete: str):
+    from . import completion
+
     return completion.remotes(incomplete)
 
 
@@ -65,6 +72,8 @@ def _print_list(as_json: bool) -> None:
 
     mounts = _run(list_mounts)
     if as_json:
+        import json
+
         click.echo(json.dumps([m.to_dict() for m in mounts], indent=2))
         return
     if not mounts:
@@ -85,6 +94,8 @@ def _print_status(bucket: str, as_json: bool, quiet: bool) -> NoReturn:
     info = _run(status, bucket)
     code = {"alive": 0, "not-mounted": EXIT_NOT_MOUNTED, "stale": EXIT_STALE}[info.state]
     if as_json:
+        import json
+
         click.echo(json.dumps(info.to_dict(), indent=2))
     elif not quiet:
         if info.state == "not-mounted":
@@ -121,8 +132,10 @@ def _doctor(remote: str, bucket: Optional[str]) -> NoReturn:
                    "[default: ~/s3_buckets, or /tmp/$USER/s3_buckets in a SLURM job].")
 @click.option("--remote", default="s3_remote", show_default=True, metavar="NAME",
               shell_complete=_complete_remote, help="rclone remote to mount from.")
-@click.option("--profile", metavar="NAME",
-              help="Mount profile: 'default' (read-write) or 'dataset' (read-only, cached).")
+@click.option("--profile", type=click.Choice(PROFILE_NAMES), metavar="NAME",
+              help="Mount profile: 'default' (read-write), 'dataset' (read-only, whole-file cache "
+                   "for data read many times) or 'stream' (read-only, no cache). "
+                   "See bench/results.md.")
 @click.option("--list", "list_", is_flag=True, help="List this user's mounts and exit.")
 @click.option("--status", "status_", is_flag=True,
               help="Report BUCKET's mount: exit 0 alive, 3 not mounted, 4 stale.")

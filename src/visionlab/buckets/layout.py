@@ -12,8 +12,8 @@ import contextlib
 import os
 import pwd
 import stat
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from .errors import UnsafePath
 
@@ -43,8 +43,7 @@ def default_root() -> Path:
     return Path.home() / "s3_buckets"
 
 
-@dataclass(frozen=True)
-class BucketPaths:
+class BucketPaths(NamedTuple):
     bucket: str
     mount_point: Path
     lock: Path

@@ -12,11 +12,14 @@ import os
 import signal
 import sys
 import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Optional, Union
+from typing import TYPE_CHECKING, Callable, NamedTuple, Optional, Union
 
-from . import layout, links, mounttable, names, procs, profiles, rclone, runner, state
+from . import layout, links, mounttable, names, procs, state
+
+# rclone, runner and profiles (with subprocess, configparser, http.client behind them) are imported
+# inside the functions that start or stop rclone: --status, --list and the already-mounted path
+# never need them, and they cost ~15 ms of start-up (bench/results.md, fast paths).
 from .errors import (
     BucketsError,
     BusyMount,
@@ -27,6 +30,9 @@ from .errors import (
 )
 from .lock import bucket_lock
 
+if TYPE_CHECKING:
+    from . import profiles, runner
+
 DEFAULT_REMOTE = "s3_remote"
 PROBE_TIMEOUT = 2.0
 DRAIN_TIMEOUT = 600.0
@@ -35,23 +41,23 @@ PathLike = Union[str, "os.PathLike[str]"]
 Progress = Callable[[dict[str, object], float], None]
 
 
-@dataclass
-class MountInfo:
+# NamedTuples, not dataclasses: they are built on every start-up of the CLI, and a dataclass
+# costs 5x more to define (bench/results.md, fast paths).
+class MountInfo(NamedTuple):
     bucket: str
     state: str  # "alive", "stale" or "not-mounted"
     mount_point: str
-    remote: Optional[str] = None
-    pid: Optional[int] = None
-    profile: Optional[str] = None
-    symlinks: list[str] = field(default_factory=list)
-    reason: str = ""
+    remote: Optional[str]
+    pid: Optional[int]
+    profile: Optional[str]
+    symlinks: list[str]
+    reason: str
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return self._asdict()
 
 
-@dataclass
-class MountResult:
+class MountResult(NamedTuple):
     link: Path
     mount_point: Path
     remote: str
@@ -59,8 +65,7 @@ class MountResult:
     healed: bool = False
 
 
-@dataclass
-class UnmountResult:
+class UnmountResult(NamedTuple):
     bucket: str
     mount_point: str
     remote: Optional[str]
@@ -85,18 +90,17 @@ def _info(bucket: str, paths: layout.BucketPaths, timeout: float,
           probed: Optional[tuple] = None) -> MountInfo:
     st = state.load(paths.state)
     entry = mounttable.find(str(paths.mount_point))
-    info = MountInfo(bucket, "not-mounted", str(paths.mount_point))
-    if st:
-        info.remote, info.pid, info.profile = st.remote, st.pid, st.profile
-        info.symlinks = links.alive(st.symlinks, paths.mount_point)
+    remote, pid, profile = (st.remote, st.pid, st.profile) if st else (None, None, None)
+    symlinks = links.alive(st.symlinks, paths.mount_point) if st else []
+    condition, reason = "not-mounted", ""
     if entry:
-        info.remote = entry.source.rsplit(":", 1)[0] if ":" in entry.source else info.remote
+        remote = entry.source.rsplit(":", 1)[0] if ":" in entry.source else remote
         alive, reason = _answers(paths, st, probed or mounttable.probe(str(paths.mount_point), timeout))
-        info.state, info.reason = ("alive", "") if alive else ("stale", reason)
+        condition = "alive" if alive else "stale"
     elif st:
-        info.state = "stale"
-        info.reason = "not in the mount table (rclone exited)"
-    return info
+        condition, reason = "stale", "not in the mount table (rclone exited)"
+    return MountInfo(bucket, condition, str(paths.mount_point), remote, pid, profile, symlinks,
+                     reason)
 
 
 def status(bucket_name: str, timeout: float = PROBE_TIMEOUT) -> MountInfo:
@@ -172,14 +176,15 @@ def _register_link(paths: layout.BucketPaths, link: Path) -> list[Path]:
     created = links.create(link, paths.mount_point)
     st = state.load(paths.state)
     if st and str(link) not in st.symlinks:
-        st.symlinks.append(str(link))
-        state.save(paths.state, st)
+        state.save(paths.state, st._replace(symlinks=[*st.symlinks, str(link)]))
     return created
 
 
 def mount(bucket_name: str, root_dir: Optional[PathLike] = None,
           remote_name: str = DEFAULT_REMOTE, profile: Optional[str] = None) -> MountResult:
     """Mount (or reuse the mount of) a bucket and link it at <root_dir>/<bucket>."""
+    from . import profiles
+
     bucket = names.parse(bucket_name)
     if profile is not None:
         profiles.get(profile)
@@ -202,6 +207,8 @@ def mount(bucket_name: str, root_dir: Optional[PathLike] = None,
                 return MountResult(link, target, remote_name, newly_mounted=False)
 
     # Preflight: everything that can fail before anything is created.
+    from . import rclone
+
     binary = rclone.find_rclone()
     rclone.check_fuse()
     cfg = rclone.remote_config(remote_name)
@@ -224,7 +231,7 @@ def mount(bucket_name: str, root_dir: Optional[PathLike] = None,
             healed = True
         chosen = profiles.get(profile or (st.profile if st else profiles.DEFAULT_PROFILE))
         new = _start(binary, remote_name, bucket, paths, config, chosen)
-        new.symlinks = links.alive(st.symlinks, target) if st else []
+        new = new._replace(symlinks=links.alive(st.symlinks, target) if st else [])
         state.save(paths.state, new)
         try:
             _register_link(paths, link)
@@ -242,6 +249,8 @@ def mount_bucket(bucket_name: str, root_dir: Optional[PathLike] = None,
 
 def _start(binary: str, remote: str, bucket: str, paths: layout.BucketPaths, config: Path,
            profile: profiles.Profile) -> state.MountState:
+    from . import rclone, runner
+
     target = paths.mount_point
     made_dir = not os.path.lexists(target)
     if made_dir:
@@ -286,6 +295,8 @@ def _wait_mounted(paths: layout.BucketPaths, pid: int, timeout: float) -> str:
 
 def _wait_rc(socket_path: Path) -> None:
     """rclone's control socket must answer: unmount relies on it to drain uploads."""
+    from . import rclone
+
     for _ in range(100):
         try:
             rclone.rc_call(socket_path, "core/pid", timeout=2)
@@ -315,6 +326,8 @@ def _abort_start(paths: layout.BucketPaths, pid: int, made_dir: bool) -> None:
 
 
 def _fuse_unmount(mount_point: str, lazy: bool) -> runner.Result:
+    from . import rclone, runner
+
     if sys.platform == "darwin":
         argv = ["/sbin/umount", "-f", mount_point] if lazy else ["/sbin/umount", mount_point]
     else:
@@ -363,6 +376,8 @@ def _clear_stale(paths: layout.BucketPaths, st: Optional[state.MountState],
 
 def _drain(paths: layout.BucketPaths, timeout: float, progress: Optional[Progress]) -> None:
     """Wait until rclone has uploaded everything written through the mount."""
+    from . import rclone
+
     deadline = time.monotonic() + timeout
     last_push = 0.0
     while True:

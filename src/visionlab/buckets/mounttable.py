@@ -7,14 +7,10 @@ import re
 import sys
 import threading
 import time
-from dataclasses import dataclass
-from typing import Optional
-
-from . import runner
+from typing import NamedTuple, Optional
 
 
-@dataclass(frozen=True)
-class MountEntry:
+class MountEntry(NamedTuple):
     source: str  # e.g. "s3_remote:teamspace-lrm"
     mount_point: str
     fstype: str  # e.g. "fuse.rclone", "nfs" (FUSE-T), "macfuse"
@@ -59,6 +55,8 @@ def parse_macos_mount(text: str) -> list[MountEntry]:
 
 def read_table() -> list[MountEntry]:
     if sys.platform == "darwin":
+        from . import runner
+
         result = runner.run(["/sbin/mount"], timeout=5)
         return parse_macos_mount(result.stdout)
     with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as f:

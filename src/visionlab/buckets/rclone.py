@@ -269,6 +269,9 @@ def mount_argv(rclone: str, remote: str, bucket: str, mount_point: Path, config:
     socket lives in our 0700 directory). Run detached by runner.spawn_daemon."""
     return [
         rclone, "mount", f"{remote}:{bucket}", str(mount_point),
+        # The mount table's source, which tells which remote a mount came from: without it, any
+        # backend flag (--s3-...) makes rclone show "s3_remote{hash}:bucket" there.
+        "--devname", f"{remote}:{bucket}",
         "--config", str(config),
         "--log-file", str(log), "--log-level", "INFO",
         "--cache-dir", str(cache),

@@ -5,14 +5,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
-from dataclasses import asdict, dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional
+from typing import NamedTuple, Optional
 
 
-@dataclass
-class MountState:
+class MountState(NamedTuple):
     bucket: str
     remote: str
     mount_point: str
@@ -22,7 +20,7 @@ class MountState:
     log_file: str
     profile: str = "default"
     started_at: float = 0.0
-    symlinks: list[str] = field(default_factory=list)
+    symlinks: Sequence[str] = ()  # a list once loaded from JSON; replaced, never mutated
 
 
 def load(path: Path) -> Optional[MountState]:
@@ -38,10 +36,12 @@ def load(path: Path) -> Optional[MountState]:
 
 def save(path: Path, state: MountState) -> None:
     """Write atomically (temp file + os.replace), mode 0600: readers never see half a file."""
+    import tempfile  # lazy: only writers need it
+
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(asdict(state), f, indent=2)
+            json.dump(state._asdict(), f, indent=2)
             f.write("\n")
         os.replace(tmp, path)
     except BaseException:
