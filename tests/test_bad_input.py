@@ -162,3 +162,34 @@ def test_root_is_a_file(env):
     Path("afile").write_text("x")
     proc = run("mount-bucket", BUCKET, "--root", "afile")
     assert proc.returncode == 2 and "afile" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@needs_fuse
+def test_rclone_mount_failure_shows_its_error_and_leaves_nothing(env, tmp_path):
+    # A fusermount3 that refuses: every preflight passes, then rclone itself cannot mount.
+    stubs = tmp_path / "stubs"
+    stubs.mkdir()
+    fake = stubs / "fusermount3"
+    fake.write_text("#!/bin/sh\necho 'fusermount3: mount failed: Operation not permitted' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    path = f"{stubs}:{os.environ['PATH']}"
+    proc = run("mount-bucket", BUCKET, env={**os.environ, "PATH": path})
+    assert proc.returncode == 1, proc
+    assert proc.stderr.startswith(f"error: rclone could not mount s3_remote:{BUCKET}: ")
+    assert "fusermount" in proc.stderr
+    assert proc.stderr.rstrip("\n").endswith(f"see the full log: {env['runtime']}/buckets/{BUCKET}.log")
+    assert proc.stderr.count("\n") == 1
+    meta = env["runtime"] / "buckets"
+    assert not (env["runtime"] / "rclone" / BUCKET).exists()
+    assert not (meta / f"{BUCKET}.json").exists() and not (meta / f"{BUCKET}.sock").exists()
+    assert not os.path.lexists(env["home"] / "s3_buckets")
+    with open("/proc/self/mountinfo") as f:
+        assert str(env["runtime"]) not in f.read()
+
+
+def test_bad_rclone_option_is_not_called_a_network_error(env):
+    proc = run("mount-bucket", BUCKET, env={**os.environ, "RCLONE_ATTR_TIMEOUT": "bogus"})
+    assert proc.returncode == 1
+    assert proc.stderr.startswith(f"error: rclone cannot list s3_remote:{BUCKET}: ")
+    assert "cannot reach" not in proc.stderr
+    assert not os.path.lexists(env["runtime"])

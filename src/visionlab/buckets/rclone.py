@@ -216,9 +216,9 @@ def _classify(remote: str, bucket: str, stderr: str) -> Optional[BucketsError]:
             f"access denied to {target}: {_last_error_line(stderr)}",
             "check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY and the bucket's policy",
         )
-    if any(s in low for s in ("connection refused", "no such host", "timeout", "i/o timeout",
-                              "network is unreachable", "connection reset", "eof",
-                              "dial tcp", "tls handshake")):
+    if any(s in low for s in ("connection refused", "no such host", "i/o timeout", "timed out",
+                              "network is unreachable", "connection reset", "dial tcp",
+                              "tls handshake", "deadline exceeded")) or re.search(r"\bEOF\b", stderr):
         return EndpointUnreachable(
             f"cannot reach the S3 endpoint of remote '{remote}': {_last_error_line(stderr)}",
             "check the network (and the endpoint in rclone.conf), then try again",
@@ -238,7 +238,7 @@ def probe_bucket(rclone: str, remote: str, bucket: str, config: Path,
         try:
             result = runner.run([*base, f"{remote}:{bucket}/{_PROBE_PREFIX}"], timeout=20)
         except CommandTimeout:
-            result = runner.Result(124, "", "timeout")
+            result = runner.Result(124, "", "rclone timed out")
         if result.ok:
             return
         error = _classify(remote, bucket, result.stderr)
