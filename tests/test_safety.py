@@ -123,6 +123,22 @@ def test_two_hundred_writes_all_reach_s3_at_unmount(env):
     assert matches == 200
 
 
+def test_unmount_all_drains_every_bucket(env):
+    env["s3"].make_bucket("second-bucket")
+    links = [mount_bucket(BUCKET), mount_bucket("second-bucket")]
+    for link in links:
+        for i in range(20):
+            (link / f"all_{i}.txt").write_text(f"{link.name} {i}\n")
+    proc = cli("unmount-bucket", "--all")
+    assert proc.returncode == 0, proc.stderr
+    assert len(proc.stdout.splitlines()) == 2
+    for link in links:
+        server = env["s3"].data / link.name
+        assert [(server / f"all_{i}.txt").read_text() for i in range(20)] == \
+            [f"{link.name} {i}\n" for i in range(20)]
+    assert fuse_mounts(env["runtime"]) == []
+
+
 def test_unmount_with_server_down_keeps_mount_and_names_pending(env):
     s3 = env["s3"]
     link = mount_bucket(BUCKET)
