@@ -18,9 +18,17 @@ def _describe(path: Path) -> str:
     return "a file"
 
 
+def _points_at(link: str | Path, target: Path) -> bool:
+    """Is `link` a symlink whose text is exactly `target`? (Never follows it.)"""
+    try:
+        return os.readlink(link) == str(target)
+    except OSError:
+        return False
+
+
 def check(link: Path, target: Path) -> bool:
     """True when `link` already is our symlink; raise LinkConflict if anything else is there."""
-    if link.is_symlink() and os.readlink(link) == str(target):
+    if _points_at(link, target):
         return True
     if os.path.lexists(link):
         raise LinkConflict(
@@ -52,7 +60,7 @@ def create(link: Path, target: Path) -> list[Path]:
     try:
         os.symlink(target, link)
     except FileExistsError:
-        if not (link.is_symlink() and os.readlink(link) == str(target)):
+        if not _points_at(link, target):
             remove_dirs(created)
             raise LinkConflict(
                 f"{link} appeared while mounting; not replacing it", "move it away and retry"
@@ -69,26 +77,16 @@ def remove_dirs(created: Iterable[Path]) -> None:
             os.rmdir(directory)
 
 
+def alive(links: Iterable[str], target: Path) -> list[str]:
+    """The recorded links that still point at `target`."""
+    return [link for link in links if _points_at(link, target)]
+
+
 def remove_ours(links: Iterable[str], target: Path) -> list[str]:
     """Remove each recorded link that still points at `target`; leave anything else alone."""
     removed = []
-    for link in links:
-        try:
-            if os.readlink(link) == str(target):
-                os.unlink(link)
-                removed.append(link)
-        except OSError:
-            continue
+    for link in alive(links, target):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(link)
+            removed.append(link)
     return removed
-
-
-def alive(links: Iterable[str], target: Path) -> list[str]:
-    """The recorded links that still point at `target`."""
-    out = []
-    for link in links:
-        try:
-            if os.readlink(link) == str(target):
-                out.append(link)
-        except OSError:
-            continue
-    return out

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import sys
 import time
 from pathlib import Path
@@ -310,11 +309,7 @@ def _wait_rc(socket_path: Path) -> None:
 def _abort_start(paths: layout.BucketPaths, pid: int, made_dir: bool) -> None:
     """Undo a failed start: stop our rclone, unmount, remove what we created."""
     if pid and procs.is_alive(pid):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
-        if not _wait_exit(pid, 5):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+        procs.terminate(pid)
     if mounttable.find(str(paths.mount_point)):
         _fuse_unmount(str(paths.mount_point), lazy=True)
     if made_dir:
@@ -340,26 +335,10 @@ def _rmdir(path: Path) -> None:
         os.rmdir(path)
 
 
-def _wait_exit(pid: int, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not procs.is_alive(pid):
-            return True
-        time.sleep(0.05)
-    return not procs.is_alive(pid)
-
-
 def _kill_ours(st: Optional[state.MountState], source: str) -> None:
     """Stop the rclone recorded in the state file, if it is still ours and running."""
-    if not st or not st.pid or not procs.is_our_rclone(st.pid, source, st.mount_point):
-        return
-    for sig, wait in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
-        try:
-            os.kill(st.pid, sig)
-        except ProcessLookupError:
-            return
-        if _wait_exit(st.pid, wait):
-            return
+    if st and st.pid and procs.is_our_rclone(st.pid, source, st.mount_point):
+        procs.terminate(st.pid)
 
 
 def _clear_stale(paths: layout.BucketPaths, st: Optional[state.MountState],
@@ -420,7 +399,7 @@ def _stop(paths: layout.BucketPaths, st: Optional[state.MountState], lazy: bool)
                 )
             raise BucketsError(f"could not unmount {target}: {result.stderr.strip()}",
                                "try again, or use --force")
-    if st and st.pid and not lazy and not _wait_exit(st.pid, 15):
+    if st and st.pid and not lazy and not procs.wait_exit(st.pid, 15):
         _kill_ours(st, f"{st.remote}:{paths.bucket}")
     removed = links.remove_ours(st.symlinks, target) if st else []
     _rmdir(target)

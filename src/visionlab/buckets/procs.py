@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import time
 from typing import Optional
 
 
@@ -27,6 +29,27 @@ def is_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def wait_exit(pid: int, timeout: float) -> bool:
+    """Wait up to `timeout` seconds for `pid` to end; True when it has."""
+    deadline = time.monotonic() + timeout
+    while is_alive(pid):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def terminate(pid: int, grace: float = 5.0) -> None:
+    """SIGTERM, then SIGKILL if `pid` is still there after `grace` seconds."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            return
+        if wait_exit(pid, grace):
+            return
 
 
 def cmdline(pid: int) -> list[str]:

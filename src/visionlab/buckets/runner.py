@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Optional
 
-from .errors import CommandTimeout
+from .errors import CommandTimeout, MountFailed
 
 
 @dataclass
@@ -67,5 +67,6 @@ def spawn_daemon(argv: Sequence[str], log_path: str) -> int:
     launcher = run(["/bin/sh", "-c", script, "sh", log_path, *argv], timeout=30, new_session=True)
     pid_text = launcher.stdout.strip()
     if not launcher.ok or not pid_text.isdigit():
-        raise CommandTimeout(f"could not start {os.path.basename(argv[0])}", f"see {log_path}")
+        raise MountFailed(f"could not start {os.path.basename(argv[0])}: {launcher.stderr.strip()}",
+                          f"see {log_path}")
     return int(pid_text)

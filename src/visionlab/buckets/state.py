@@ -45,14 +45,14 @@ def save(path: Path, state: MountState) -> None:
             f.write("\n")
         os.replace(tmp, path)
     except BaseException:
-        with_suppress_unlink(tmp)
+        _unlink_quietly(tmp)
         raise
 
 
 def remove(path: Path) -> None:
-    with_suppress_unlink(str(path))
+    _unlink_quietly(str(path))
 
 
-def with_suppress_unlink(path: str) -> None:
+def _unlink_quietly(path: str) -> None:
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
