@@ -135,17 +135,21 @@ def _doctor(remote: str, bucket: Optional[str]) -> NoReturn:
 @click.option("--profile", type=click.Choice(PROFILE_NAMES), metavar="NAME",
               help="Mount profile: 'default' (read-write), 'dataset' (read-only, whole-file cache "
                    "for data read many times) or 'stream' (read-only, no cache). "
-                   "See bench/results.md.")
+                   "See the README's 'Profiles'.")
 @click.option("--list", "list_", is_flag=True, help="List this user's mounts and exit.")
 @click.option("--status", "status_", is_flag=True,
               help="Report BUCKET's mount: exit 0 alive, 3 not mounted, 4 stale.")
 @click.option("--doctor", is_flag=True,
               help="Check rclone, FUSE, config, credentials, endpoint and runtime dir.")
-@click.option("--json", "as_json", is_flag=True, help="With --list/--status: print JSON.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print JSON: the mount (one record), or with --list/--status.")
+@click.option("--print-link", is_flag=True,
+              help="Print only the link's path (for scripts and shell functions).")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing on success.")
 @click.version_option(__version__, "-V", "--version", prog_name="visionlab-buckets")
 def mount_cmd(bucket: Optional[str], root: Optional[str], remote: str, profile: Optional[str],
-              list_: bool, status_: bool, doctor: bool, as_json: bool, quiet: bool) -> None:
+              list_: bool, status_: bool, doctor: bool, as_json: bool, print_link: bool,
+              quiet: bool) -> None:
     """Mount the S3 bucket BUCKET (or s3://BUCKET) and link it at <root>/BUCKET.
 
     One rclone mount per bucket lives at /tmp/$USER/rclone/BUCKET; each call adds a symlink.
@@ -154,6 +158,9 @@ def mount_cmd(bucket: Optional[str], root: Optional[str], remote: str, profile: 
                                    ("--doctor", doctor)) if on]
     if len(modes) > 1:
         raise click.UsageError(f"{' and '.join(modes)} cannot be combined")
+    if print_link and (modes or as_json):
+        raise click.UsageError("--print-link goes with a plain mount, not with "
+                               f"{'--json' if as_json else modes[0]}")
     if doctor:
         _doctor(remote, bucket)
     if list_:
@@ -168,7 +175,13 @@ def mount_cmd(bucket: Optional[str], root: Optional[str], remote: str, profile: 
     from .mounts import mount
 
     result = _run(mount, bucket, root, remote, profile)
-    if not quiet:
+    if as_json:
+        import json
+
+        click.echo(json.dumps(result.to_dict(), indent=2))
+    elif print_link:
+        click.echo(str(result.link))
+    elif not quiet:
         verb = ("remounted (was stale)" if result.healed else
                 "mounted" if result.newly_mounted else "already mounted")
         click.echo(f"{verb} {result.remote}:{result.mount_point.name} at {result.mount_point}"
@@ -184,13 +197,13 @@ class _DrainReporter:
     def __init__(self, bucket: str, quiet: bool) -> None:
         self.bucket, self.quiet, self.last = bucket, quiet, 0.0
 
-    def __call__(self, pending: dict, remaining: float) -> None:
+    def __call__(self, pending, remaining: float) -> None:
         now = time.monotonic()
         if self.quiet or now - self.last < 1.0:
             return
         self.last = now
-        total = pending["in_progress"] + pending["queued"]
-        names: list[str] = pending["names"][:3]
+        total = pending.pending
+        names: list[str] = pending.names[:3]
         shown = f": {', '.join(names)}{' ...' if total > 3 else ''}" if names else ""
         click.echo(f"{self.bucket}: waiting for {total} upload(s), {remaining:.0f}s left{shown}",
                    err=True)

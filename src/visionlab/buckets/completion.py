@@ -20,24 +20,22 @@ from typing import Optional
 CACHE_TTL = 300.0  # a successful listing is reused this long
 RETRY_AFTER = 30.0  # after a failed listing, TABs use what they have for this long
 LIST_TIMEOUT = 1.5  # hard limit on one `rclone lsf` (the TAB waits for it)
-_LIST_FLAGS = ["--dirs-only", "--max-depth", "1", "--retries", "1", "--low-level-retries", "1",
-               "--contimeout", "1s", "--timeout", "1s"]
 _SAFE_REMOTE = re.compile(r"[A-Za-z0-9_.+@-]+")
 
 
 def mounted_buckets(incomplete: str) -> list[str]:
     """Buckets with a mount or state of this user (mount table + state files, no network)."""
     try:
-        from .mounts import _known_buckets
+        from .mounts import known_buckets
 
-        return [b for b in _known_buckets() if b.startswith(incomplete)]
+        return [b for b in known_buckets() if b.startswith(incomplete)]
     except Exception:
         return []
 
 
 def remotes(incomplete: str) -> list[str]:
     try:
-        from .rclone import read_remotes
+        from .rcconf import read_remotes
 
         return sorted(r for r in (read_remotes() or {}) if r.startswith(incomplete))
     except Exception:
@@ -63,7 +61,7 @@ def cache_path(remote: str) -> Optional[Path]:
 
     if not _SAFE_REMOTE.fullmatch(remote) or remote.startswith("."):
         return None
-    return layout.runtime_dir() / "buckets" / "completion" / f"{remote}.json"
+    return layout.completion_cache(remote)
 
 
 def _read_cache(path: Path) -> dict:
@@ -96,7 +94,7 @@ def _write_cache(path: Path, data: dict) -> None:
 
 def _listing(remote: str, now: Optional[float] = None) -> list[str]:
     """The cached bucket list of `remote`, refreshed with one bounded `rclone lsf` when stale."""
-    from .rclone import read_remotes
+    from .rcconf import read_remotes
 
     path = cache_path(remote)
     known = read_remotes()
@@ -119,16 +117,13 @@ def _listing(remote: str, now: Optional[float] = None) -> list[str]:
 
 
 def _list_remote(remote: str) -> Optional[list[str]]:
-    """`rclone lsf --dirs-only REMOTE:` within LIST_TIMEOUT; None on any failure."""
-    from . import runner
+    """The remote's buckets within LIST_TIMEOUT; None on any failure."""
+    from . import rclone
     from .errors import BucketsError
-    from .rclone import config_path, find_rclone
+    from .rcconf import config_path
 
     try:
-        argv = [find_rclone(), "lsf", "--config", str(config_path()), *_LIST_FLAGS, f"{remote}:"]
-        result = runner.run(argv, timeout=LIST_TIMEOUT)
+        binary = rclone.find_rclone()
+        return rclone.list_buckets(binary, config_path(binary), remote, LIST_TIMEOUT)
     except (BucketsError, OSError):
         return None
-    if not result.ok:
-        return None
-    return sorted({line.strip().rstrip("/") for line in result.stdout.splitlines() if line.strip()})

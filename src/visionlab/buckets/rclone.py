@@ -1,8 +1,11 @@
-"""Everything about rclone: finding it, reading its config, preflight checks, argv, rc socket."""
+"""Everything about rclone: the binary, the `remote:bucket` source, the reachability probe and
+what its errors mean, starting a mount, its log, and its remote-control (rc) API.
+
+Other modules never build rclone argv, parse rclone output or name an rc method.
+"""
 
 from __future__ import annotations
 
-import configparser
 import json
 import os
 import re
@@ -11,23 +14,20 @@ import sys
 import sysconfig
 import time
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, NamedTuple, Optional
 
-from . import runner
+from . import procs, runner
 from .errors import (
     AccessDenied,
     BucketNotFound,
     BucketsError,
     CommandTimeout,
-    CredentialsMissing,
     EndpointUnreachable,
-    FuseUnavailable,
+    MountFailed,
     RcloneNotFound,
-    RemoteNotFound,
 )
 
-_ENCRYPTED_MARKER = "RCLONE_ENCRYPT_V0:"
-
+MIN_VERSION = (1, 60)  # older releases mount unreliably; install.sh asks for this
 
 # ---------------------------------------------------------------------------- the binary
 
@@ -53,130 +53,98 @@ def find_rclone() -> str:
     )
 
 
-def check_fuse() -> None:
-    """FUSE must be usable: /dev/fuse and fusermount3/fusermount (Linux), FUSE-T/macFUSE (macOS)."""
-    if sys.platform == "darwin":
-        frameworks = ("/Library/Frameworks/fuse_t.framework", "/Library/Filesystems/macfuse.fs")
-        if not any(os.path.exists(p) for p in frameworks):
-            raise FuseUnavailable(
-                "no FUSE on this Mac", "install FUSE-T: 'brew install --cask fuse-t'"
-            )
-        return
-    if not os.path.exists("/dev/fuse"):
-        raise FuseUnavailable(
-            "/dev/fuse is missing", "FUSE is not available here; ask your admins to enable it"
-        )
-    if not (shutil.which("fusermount3") or shutil.which("fusermount")):
-        raise FuseUnavailable(
-            "fusermount3 not found", "install FUSE: 'sudo apt-get install -y fuse3'"
-        )
-
-
-def fusermount() -> list[str]:
-    return [shutil.which("fusermount3") or shutil.which("fusermount") or "fusermount3"]
-
-
-# ---------------------------------------------------------------------------- the config
-
-
-def config_path() -> Path:
-    """Where rclone reads its config: RCLONE_CONFIG, else rclone's default locations."""
-    env = os.environ.get("RCLONE_CONFIG")
-    if env:
-        return Path(os.path.expanduser(env))
-    xdg = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
-    default = Path(xdg) / "rclone" / "rclone.conf"
-    legacy = Path(os.path.expanduser("~")) / ".rclone.conf"
-    if not default.exists() and legacy.exists():
-        return legacy
-    return default
-
-
-def read_remotes(path: Optional[Path] = None) -> Optional[dict[str, dict[str, str]]]:
-    """The remotes of rclone.conf as {name: {key: value}}; None when the file is encrypted.
-
-    Remotes defined in the environment (RCLONE_CONFIG_<NAME>_TYPE=s3) are included too.
-    """
-    path = path or config_path()
-    remotes: dict[str, dict[str, str]] = {}
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        text = ""
-    except OSError as exc:
-        raise RemoteNotFound(f"cannot read {path}: {exc.strerror}", "check its permissions") from exc
-    if _ENCRYPTED_MARKER in text:
+def version(binary: str) -> Optional[tuple[int, int, int]]:
+    """rclone's version as (major, minor, patch), or None when it does not run."""
+    result = runner.run([binary, "version"], timeout=15)
+    match = re.search(r"rclone v(\d+)\.(\d+)(?:\.(\d+))?", result.stdout)
+    if not result.ok or not match:
         return None
-    parser = configparser.ConfigParser(interpolation=None, strict=False)
-    try:
-        parser.read_string(text, source=str(path))
-    except configparser.Error as exc:
-        first = str(exc).splitlines()[0]
-        raise RemoteNotFound(f"cannot parse {path}: {first}", "fix the file or run install.sh") from exc
-    for name in parser.sections():
-        remotes[name] = dict(parser.items(name))
-    for key, value in os.environ.items():
-        match = re.fullmatch(r"RCLONE_CONFIG_([A-Z0-9_]+)_TYPE", key)
-        if match:
-            remotes.setdefault(match.group(1).lower(), {"type": value})
-    return remotes
+    return int(match.group(1)), int(match.group(2)), int(match.group(3) or 0)
 
 
-def remote_config(remote: str) -> dict[str, str]:
-    """The config of `remote`, or RemoteNotFound naming the remotes that do exist."""
-    path = config_path()
-    remotes = read_remotes(path)
-    if remotes is None:  # encrypted config: rclone itself will tell
-        return {}
-    if remote in remotes:
-        return remotes[remote]
-    known = ", ".join(sorted(remotes)) or "none"
-    raise RemoteNotFound(
-        f"remote '{remote}' is not in {path} (remotes there: {known})",
-        "run install.sh to add s3_remote and s3_remote_private, or pass --remote NAME",
-    )
+def format_version(v: tuple[int, ...]) -> str:
+    return ".".join(map(str, v))
 
 
-def _aws_profile_exists(profile: str) -> bool:
-    home = os.path.expanduser("~")
-    creds = os.environ.get("AWS_SHARED_CREDENTIALS_FILE") or os.path.join(home, ".aws", "credentials")
-    conf = os.environ.get("AWS_CONFIG_FILE") or os.path.join(home, ".aws", "config")
-    for path, section in ((creds, profile), (conf, f"profile {profile}"), (conf, profile)):
-        parser = configparser.ConfigParser(interpolation=None, strict=False)
-        try:
-            parser.read(path, encoding="utf-8")
-        except configparser.Error:
-            continue
-        if parser.has_section(section):
-            return True
-    return False
+# ---------------------------------------------------------------------------- the source
 
 
-def check_credentials(remote: str, cfg: dict[str, str]) -> None:
-    """An env_auth remote needs credentials from the environment or an AWS profile."""
-    if cfg.get("env_auth", "false").strip().lower() not in ("true", "1", "yes"):
-        return  # keys in the config, or anonymous access to a public bucket
-    env = os.environ
-    if env.get("AWS_ACCESS_KEY_ID") and env.get("AWS_SECRET_ACCESS_KEY"):
-        return
-    if env.get("AWS_WEB_IDENTITY_TOKEN_FILE") or env.get("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"):
-        return
-    if env.get("AWS_CONTAINER_CREDENTIALS_FULL_URI"):
-        return
-    profile = env.get("AWS_PROFILE") or env.get("AWS_DEFAULT_PROFILE") or "default"
-    if _aws_profile_exists(profile):
-        return
-    if env.get("AWS_ACCESS_KEY_ID") or env.get("AWS_SECRET_ACCESS_KEY"):
-        missing = "AWS_SECRET_ACCESS_KEY" if env.get("AWS_ACCESS_KEY_ID") else "AWS_ACCESS_KEY_ID"
-        raise CredentialsMissing(
-            f"{missing} is not set (remote '{remote}' reads credentials from the environment)",
-            f"export {missing}=... in your shell startup file",
+def source(remote: str, bucket: str) -> str:
+    """What rclone mounts, and what the mount table shows as the mount's source."""
+    return f"{remote}:{bucket}"
+
+
+def remote_of(mount_source: str) -> str:
+    """The remote of a mount-table source `remote:bucket` (the source itself if it has no ':')."""
+    return mount_source.rsplit(":", 1)[0]
+
+
+# ---------------------------------------------------------------------------- what errors mean
+
+_TIMESTAMP = re.compile(r"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d\s+")
+# The innermost cause of a failed request, as Go's net/http and crypto/tls word it.
+_NETWORK_CAUSE = re.compile(
+    r"dial tcp[^\n]*?: (?:connect: )?(?:connection refused|no route to host|network is unreachable"
+    r"|connection timed out|i/o timeout)"
+    r"|dial tcp: lookup \S+(?: on \S+)?: no such host"
+    r"|net/http: timeout awaiting response headers|net/http: TLS handshake timeout"
+    r"|tls: [^\n,]+|x509: [^\n,]+|connection reset by peer|context deadline exceeded"
+    r"|i/o timeout|unexpected EOF"
+)
+_NOT_FOUND = re.compile(r"\bNoSuchBucket\b[^\n]*|directory not found|bucket not found")
+_DENIED = re.compile(
+    r"\b(?:AccessDenied|InvalidAccessKeyId|SignatureDoesNotMatch|ExpiredToken|InvalidToken"
+    r"|AllAccessDisabled|AccountProblem|InvalidSecurity)\b[^\n]*"
+)
+_STATUS = re.compile(r"(?:StatusCode|status code): (\d{3})")
+_CA_BUNDLE = re.compile(r"LoadCustomCABundleError[^\n]*")
+
+
+def short(line: str, limit: int = 200) -> str:
+    line = _TIMESTAMP.sub("", line.strip())
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+def last_error_line(text: str) -> str:
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    for line in reversed(lines):
+        if "ERROR" in line or "CRITICAL" in line or "Failed" in line or "error" in line:
+            return short(line)
+    return short(lines[-1]) if lines else ""
+
+
+def classify(remote: str, bucket: str, stderr: str) -> Optional[BucketsError]:
+    """What a failed request to `remote:bucket` means, from rclone's stderr (1.60 to 1.75).
+
+    Structured signals first, most specific first: a network cause (the request never got an
+    HTTP answer), S3 error codes as whole words, then the HTTP status. None when unknown.
+    """
+    network = _NETWORK_CAUSE.search(stderr)
+    if network:
+        return EndpointUnreachable(
+            f"cannot reach the S3 endpoint of remote '{remote}': {short(network.group(0))}",
+            "check the network (and the endpoint in rclone.conf), then try again",
         )
-    raise CredentialsMissing(
-        f"no AWS credentials found for remote '{remote}'",
-        "export AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or set AWS_PROFILE); "
-        "see the README's 'AWS Credentials Setup'",
-    )
+    statuses = {int(s) for s in _STATUS.findall(stderr)}
+    if _NOT_FOUND.search(stderr) or 404 in statuses:
+        return BucketNotFound(
+            f"bucket '{bucket}' not found on remote '{remote}'",
+            f"check the name with 'rclone lsd {remote}:' (or ask the bucket's owner)",
+        )
+    denied = _DENIED.search(stderr)
+    if denied or 403 in statuses:
+        detail = short(denied.group(0)) if denied else "HTTP 403 Forbidden"
+        return AccessDenied(
+            f"access denied to {source(remote, bucket)}: {detail}",
+            "check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY and the bucket's policy",
+        )
+    ca_bundle = _CA_BUNDLE.search(stderr)
+    if ca_bundle:
+        return BucketsError(
+            f"rclone cannot use the CA bundle in AWS_CA_BUNDLE: {short(ca_bundle.group(0))}",
+            "unset AWS_CA_BUNDLE for rclone, or install rclone >= 1.65",
+        )
+    return None
 
 
 # ---------------------------------------------------------------------------- reachability
@@ -187,64 +155,34 @@ def check_credentials(remote: str, cfg: dict[str, str]) -> None:
 _PROBE_PREFIX = ".visionlab-buckets-probe"
 _PROBE_FLAGS = ["--max-depth", "1", "--retries", "1", "--low-level-retries", "1",
                 "--contimeout", "5s", "--timeout", "10s"]
+_PROBE_HINT = "check the network and the S3 endpoint, then try again"
 
 
-def _last_error_line(text: str) -> str:
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    for line in reversed(lines):
-        if "ERROR" in line or "Failed" in line or "error" in line:
-            return _short(line)
-    return _short(lines[-1]) if lines else ""
-
-
-def _short(line: str) -> str:
-    line = re.sub(r"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d\s+", "", line)
-    return line if len(line) <= 200 else line[:197] + "..."
-
-
-def _classify(remote: str, bucket: str, stderr: str) -> Optional[BucketsError]:
-    low = stderr.lower()
-    target = f"{remote}:{bucket}"
-    if "nosuchbucket" in low or "directory not found" in low or "bucket not found" in low:
-        return BucketNotFound(
-            f"bucket '{bucket}' not found on remote '{remote}'",
-            f"check the name with 'rclone lsd {remote}:' (or ask the bucket's owner)",
-        )
-    if any(s in low for s in ("accessdenied", "403", "invalidaccesskeyid", "signaturedoesnotmatch",
-                              "forbidden", "expiredtoken")):
-        return AccessDenied(
-            f"access denied to {target}: {_last_error_line(stderr)}",
-            "check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY and the bucket's policy",
-        )
-    if any(s in low for s in ("connection refused", "no such host", "i/o timeout", "timed out",
-                              "network is unreachable", "connection reset", "dial tcp",
-                              "tls handshake", "deadline exceeded")) or re.search(r"\bEOF\b", stderr):
-        return EndpointUnreachable(
-            f"cannot reach the S3 endpoint of remote '{remote}': {_last_error_line(stderr)}",
-            "check the network (and the endpoint in rclone.conf), then try again",
-        )
-    return None
-
-
-def probe_bucket(rclone: str, remote: str, bucket: str, config: Path,
+def probe_bucket(binary: str, config: Path, remote: str, bucket: str,
                  attempts: int = 3, sleep: Callable[[float], None] = time.sleep) -> None:
     """Raise BucketNotFound / AccessDenied / EndpointUnreachable unless the bucket answers.
 
     An unreachable endpoint is retried with backoff (0.5 s, 1 s) before giving up.
     """
-    base = [rclone, "lsjson", "--config", str(config), *_PROBE_FLAGS]
+    base = [binary, "lsjson", "--config", str(config), *_PROBE_FLAGS]
     error: Optional[BucketsError] = None
+    result = runner.Result(1, "", "")
     for attempt in range(attempts):
         try:
-            result = runner.run([*base, f"{remote}:{bucket}/{_PROBE_PREFIX}"], timeout=20)
-        except CommandTimeout:
-            result = runner.Result(124, "", "rclone timed out")
-        if result.ok:
-            return
-        error = _classify(remote, bucket, result.stderr)
+            result = runner.run([*base, f"{source(remote, bucket)}/{_PROBE_PREFIX}"], timeout=20,
+                                hint=_PROBE_HINT)
+        except CommandTimeout as exc:
+            error = EndpointUnreachable(
+                f"cannot reach the S3 endpoint of remote '{remote}': no answer within 20s",
+                exc.hint)
+        else:
+            if result.ok:
+                return
+            error = classify(remote, bucket, result.stderr)
         if isinstance(error, BucketNotFound):
             # Some servers call an empty prefix "not found": confirm on the bucket itself.
-            confirm = runner.run([*base, "--dirs-only", f"{remote}:{bucket}"], timeout=30)
+            confirm = runner.run([*base, "--dirs-only", source(remote, bucket)], timeout=30,
+                                 hint=_PROBE_HINT)
             if confirm.ok:
                 return
             raise error
@@ -254,30 +192,82 @@ def probe_bucket(rclone: str, remote: str, bucket: str, config: Path,
             sleep(0.5 * 2**attempt)
     if error is None:
         error = BucketsError(
-            f"rclone cannot list {remote}:{bucket}: {_last_error_line(result.stderr)}",
-            f"try 'rclone lsf {remote}:{bucket}' to see the full error",
+            f"rclone cannot list {source(remote, bucket)}: {last_error_line(result.stderr)}",
+            f"try 'rclone lsf {source(remote, bucket)}' to see the full error",
         )
     raise error
+
+
+def list_buckets(binary: str, config: Path, remote: str, timeout: float) -> Optional[list[str]]:
+    """The buckets of `remote` (`rclone lsf --dirs-only`), None when it fails or is slow."""
+    flags = ["--dirs-only", "--max-depth", "1", "--retries", "1", "--low-level-retries", "1",
+             "--contimeout", "1s", "--timeout", "1s"]
+    result = runner.run([binary, "lsf", "--config", str(config), *flags, f"{remote}:"],
+                        timeout=timeout)
+    if not result.ok:
+        return None
+    return sorted({line.strip().rstrip("/") for line in result.stdout.splitlines() if line.strip()})
 
 
 # ---------------------------------------------------------------------------- mounting
 
 
-def mount_argv(rclone: str, remote: str, bucket: str, mount_point: Path, config: Path,
-               log: Path, cache: Path, socket_path: Path, profile_flags: list[str]) -> list[str]:
+class MountSpec(NamedTuple):
+    """Everything one `rclone mount` needs: where, from what, and its own files."""
+
+    binary: str
+    config: Path
+    remote: str
+    bucket: str
+    mount_point: Path
+    log: Path
+    cache: Path
+    socket: Path
+    flags: list[str]
+
+
+def mount_argv(spec: MountSpec) -> list[str]:
     """`rclone mount` with its own log, cache dir and rc unix socket (no TCP, no auth: the
-    socket lives in our 0700 directory). Run detached by runner.spawn_daemon."""
+    socket lives in our 0700 directory)."""
+    src = source(spec.remote, spec.bucket)
     return [
-        rclone, "mount", f"{remote}:{bucket}", str(mount_point),
+        spec.binary, "mount", src, str(spec.mount_point),
         # The mount table's source, which tells which remote a mount came from: without it, any
         # backend flag (--s3-...) makes rclone show "s3_remote{hash}:bucket" there.
-        "--devname", f"{remote}:{bucket}",
-        "--config", str(config),
-        "--log-file", str(log), "--log-level", "INFO",
-        "--cache-dir", str(cache),
-        "--rc", "--rc-addr", f"unix://{socket_path}", "--rc-no-auth",
-        *profile_flags,
+        "--devname", src,
+        "--config", str(spec.config),
+        "--log-file", str(spec.log), "--log-level", "INFO",
+        "--cache-dir", str(spec.cache),
+        "--rc", "--rc-addr", f"unix://{spec.socket}", "--rc-no-auth",
+        *spec.flags,
     ]
+
+
+def start_mount(spec: MountSpec) -> int:
+    """Start `rclone mount` detached (not `--daemon`: its parent also binds the rc socket, which
+    made drains flaky) and return its pid. The caller waits for the mount to appear."""
+    pid = runner.spawn_detached(mount_argv(spec), str(spec.log))
+    if pid is None:
+        raise MountFailed(f"could not start rclone for {source(spec.remote, spec.bucket)}",
+                          f"see {spec.log}")
+    return pid
+
+
+def is_mount_process(pid: int, remote: str, bucket: str, mount_point: str) -> bool:
+    """True when `pid` is our user's `rclone mount remote:bucket mount_point` (checked on its
+    command line, so a recycled pid is never taken for it)."""
+    if not procs.is_alive(pid) or procs.owner_uid(pid) != os.getuid():
+        return False
+    # Checked on the command line on macOS too (`ps`): after a reboot a pid may be recycled.
+    command = f" {procs.command_line(pid)} "
+    return f" mount {source(remote, bucket)} {mount_point} " in command
+
+
+def log_offset(log: Path) -> int:
+    try:
+        return log.stat().st_size
+    except OSError:
+        return 0
 
 
 def log_error(log: Path, since: int = 0) -> str:
@@ -288,16 +278,42 @@ def log_error(log: Path, since: int = 0) -> str:
             text = f.read().decode("utf-8", "replace")
     except OSError:
         return ""
-    return _last_error_line(text)
+    return last_error_line(text)
 
 
 # ---------------------------------------------------------------------------- the rc socket
 
 
-def rc_call(socket_path: Path, command: str, params: Optional[dict] = None,
-            timeout: float = 5.0) -> dict:
+class QueueItem(NamedTuple):
+    """One file waiting in rclone's VFS upload queue (rc `vfs/queue`)."""
+
+    id: int
+    name: str
+    size: int
+    tries: int
+    uploading: bool
+
+
+class Uploads(NamedTuple):
+    """What a mount still has to upload."""
+
+    in_progress: int
+    queued: int
+    items: list[QueueItem]
+
+    @property
+    def pending(self) -> int:
+        return self.in_progress + self.queued
+
+    @property
+    def names(self) -> list[str]:
+        return [item.name for item in self.items]
+
+
+def _rc(socket_path: Path, command: str, params: Optional[dict] = None,
+        timeout: float = 5.0) -> dict:
     """Call rclone's remote-control API over its unix socket; raise OSError when unreachable."""
-    import http.client  # lazy: only unmount and mount need it, and it costs ~15 ms to import
+    import http.client  # lazy: only mount, sync and unmount need it (~15 ms to import)
     import socket
 
     class UnixHTTPConnection(http.client.HTTPConnection):
@@ -319,32 +335,58 @@ def rc_call(socket_path: Path, command: str, params: Optional[dict] = None,
         conn.close()
     if response.status != 200:
         raise OSError(f"rc {command}: HTTP {response.status}: {data[:200]!r}")
-    return json.loads(data or b"{}")
+    try:
+        answer = json.loads(data or b"{}")
+    except ValueError as exc:
+        raise OSError(f"rc {command}: not JSON: {data[:200]!r}") from exc
+    return answer if isinstance(answer, dict) else {}
 
 
-def pending_uploads(socket_path: Path) -> dict[str, object]:
-    """{"in_progress": n, "queued": n, "names": [...]} from vfs/stats and vfs/queue."""
-    stats = rc_call(socket_path, "vfs/stats").get("diskCache", {})
+def rc_answers(socket_path: Path) -> bool:
+    """Does the mount's rc socket answer?"""
+    try:
+        _rc(socket_path, "core/pid", timeout=2)
+        return True
+    except OSError:
+        return False
+
+
+def upload_queue(socket_path: Path) -> list[QueueItem]:
+    """The files in rclone's upload queue (rc `vfs/queue`)."""
+    items = []
+    for raw in _rc(socket_path, "vfs/queue").get("queue") or []:
+        try:
+            items.append(QueueItem(int(raw["id"]), str(raw.get("name", "?")),
+                                   int(raw.get("size", 0)), int(raw.get("tries", 0)),
+                                   bool(raw.get("uploading", False))))
+        except (KeyError, TypeError, ValueError):
+            continue
+    return items
+
+
+def uploads(socket_path: Path) -> Uploads:
+    """How many uploads are in progress and queued (rc `vfs/stats`), and which files."""
+    stats = _rc(socket_path, "vfs/stats").get("diskCache") or {}
     in_progress = int(stats.get("uploadsInProgress", 0))
     queued = int(stats.get("uploadsQueued", 0))
-    names: list[str] = []
+    items: list[QueueItem] = []
     if in_progress or queued:
         try:
-            names = [item.get("name", "?") for item in rc_call(socket_path, "vfs/queue")["queue"]]
-        except (OSError, KeyError, ValueError):
-            names = []
-    return {"in_progress": in_progress, "queued": queued, "names": names}
+            items = upload_queue(socket_path)
+        except OSError:
+            items = []
+    return Uploads(in_progress, queued, items)
 
 
 def expedite_uploads(socket_path: Path) -> None:
     """Ask rclone to upload every queued file now instead of after its write-back delay."""
     try:
-        queue = rc_call(socket_path, "vfs/queue").get("queue", [])
-    except (OSError, ValueError):
+        queue = upload_queue(socket_path)
+    except OSError:
         return
     for item in queue:
         try:
-            rc_call(socket_path, "vfs/queue-set-expiry",
-                    {"id": item["id"], "expiry": 0, "relative": False})
-        except (OSError, KeyError, ValueError):
+            _rc(socket_path, "vfs/queue-set-expiry",
+                {"id": item.id, "expiry": 0, "relative": False})
+        except OSError:
             continue

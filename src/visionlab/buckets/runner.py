@@ -1,18 +1,20 @@
-"""The one way this package runs an external command: no stdin, captured output, a timeout."""
+"""The one way this package runs an external command: no stdin, captured output, a timeout.
+
+Generic: it knows nothing of rclone or FUSE. A caller that can say what a timeout means passes
+`hint`; the runner raises CommandTimeout and nothing else.
+"""
 
 from __future__ import annotations
 
 import os
 import subprocess
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Optional
+from typing import NamedTuple, Optional
 
-from .errors import CommandTimeout, MountFailed
+from .errors import CommandTimeout
 
 
-@dataclass
-class Result:
+class Result(NamedTuple):
     returncode: int
     stdout: str
     stderr: str
@@ -27,10 +29,12 @@ def run(
     timeout: float,
     env: Optional[Mapping[str, str]] = None,
     new_session: bool = False,
+    hint: str = "try again; if it keeps happening, run with VISIONLAB_BUCKETS_DEBUG=1",
 ) -> Result:
     """Run argv and return its result; raise CommandTimeout when it outlives `timeout` seconds.
 
-    The command gets /dev/null as stdin, so it can never wait for a prompt.
+    The command gets /dev/null as stdin, so it can never wait for a prompt. A missing program
+    is returncode 127, as in a shell.
     """
     try:
         proc = subprocess.run(
@@ -45,21 +49,20 @@ def run(
         )
     except subprocess.TimeoutExpired as exc:
         raise CommandTimeout(
-            f"{os.path.basename(argv[0])} did not answer within {timeout:g}s",
-            "check the network and the S3 endpoint, then try again",
+            f"{os.path.basename(argv[0])} did not answer within {timeout:g}s", hint
         ) from exc
     except FileNotFoundError as exc:
         return Result(127, "", str(exc))
     return Result(proc.returncode, proc.stdout, proc.stderr)
 
 
-def spawn_daemon(argv: Sequence[str], log_path: str) -> int:
-    """Start argv detached and return its pid: own session, reparented to init, stdin from
-    /dev/null, output appended to `log_path` (never a pipe a caller could wait on forever).
+def spawn_detached(argv: Sequence[str], log_path: str) -> Optional[int]:
+    """Start argv detached and return its pid (None when it could not be started): own session,
+    reparented to init, stdin from /dev/null, output appended to `log_path` (never a pipe a
+    caller could wait on forever).
 
-    A short-lived /bin/sh starts it in the background and exits, so the daemon is never our
-    child: nothing has to reap it, and a long-running Python that mounted it gains no zombie.
-    (`rclone mount --daemon` is not used: its parent process also binds the rc socket.)
+    A short-lived /bin/sh starts it in the background and exits, so the process is never our
+    child: nothing has to reap it, and a long-running Python that started it gains no zombie.
     """
     fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600)
     os.close(fd)
@@ -67,6 +70,5 @@ def spawn_daemon(argv: Sequence[str], log_path: str) -> int:
     launcher = run(["/bin/sh", "-c", script, "sh", log_path, *argv], timeout=30, new_session=True)
     pid_text = launcher.stdout.strip()
     if not launcher.ok or not pid_text.isdigit():
-        raise MountFailed(f"could not start {os.path.basename(argv[0])}: {launcher.stderr.strip()}",
-                          f"see {log_path}")
+        return None
     return int(pid_text)
