@@ -13,6 +13,7 @@ _LAZY = {
     "list_mounts": "mounts",
     "mount_bucket": "mounts",
     "status": "mounts",
+    "sync_bucket": "mounts",
     "unmount_bucket": "mounts",
     "get_platform_name": "platform",
     "has_gpu": "platform",
@@ -53,5 +54,6 @@ __all__ = [
     "list_mounts",
     "mount_bucket",
     "status",
+    "sync_bucket",
     "unmount_bucket",
 ]

@@ -86,6 +86,9 @@ def _print_list(as_json: bool) -> None:
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
     for r in rows:
         click.echo("  ".join(c.ljust(w) for c, w in zip(r[:5], widths)) + "  " + r[5])
+    for m in mounts:
+        if m.uploads_note:
+            click.echo(f"{m.bucket}: {m.uploads_note}")
 
 
 def _print_status(bucket: str, as_json: bool, quiet: bool) -> NoReturn:
@@ -108,20 +111,22 @@ def _print_status(bucket: str, as_json: bool, quiet: bool) -> NoReturn:
             click.echo(f"{info.bucket}: {info.state}{reason} — {where}{extra}")
             for link in info.symlinks:
                 click.echo(f"  link: {link}")
+            if info.uploads_note:
+                click.echo(f"  {info.uploads_note}")
             if info.state == "stale":
                 click.echo(f"  heal it with 'mount-bucket {info.bucket}', "
                            f"or clean it with 'unmount-bucket {info.bucket}'")
     sys.exit(code)
 
 
-def _doctor(remote: str, bucket: Optional[str]) -> NoReturn:
+def _doctor(remote: str, bucket: Optional[str], write: bool) -> NoReturn:
     from .doctor import run_checks
 
     def report(check) -> None:
         hint = f" — {check.hint}" if check.hint else ""
         click.echo(f"{check.level:<5} {check.name}: {check.detail}{hint}")
 
-    checks = _run(run_checks, remote, bucket, report)
+    checks = _run(run_checks, remote, bucket, report, write)
     sys.exit(1 if any(c.level == "fail" for c in checks) else 0)
 
 
@@ -141,6 +146,13 @@ def _doctor(remote: str, bucket: Optional[str]) -> NoReturn:
               help="Report BUCKET's mount: exit 0 alive, 3 not mounted, 4 stale.")
 @click.option("--doctor", is_flag=True,
               help="Check rclone, FUSE, config, credentials, endpoint and runtime dir.")
+@click.option("--sync", "sync_", is_flag=True,
+              help="Wait until every upload queued so far reached S3 (BUCKET, or all mounts); "
+                   "exit 1 with rclone's error when uploads keep failing.")
+@click.option("--timeout", type=click.FloatRange(min=0), default=600, show_default=True,
+              metavar="SECONDS", help="With --sync: how long to wait for uploads.")
+@click.option("--write", is_flag=True,
+              help="With --doctor BUCKET: also put and delete one small object.")
 @click.option("--json", "as_json", is_flag=True,
               help="Print JSON: the mount (one record), or with --list/--status.")
 @click.option("--print-link", is_flag=True,
@@ -148,21 +160,26 @@ def _doctor(remote: str, bucket: Optional[str]) -> NoReturn:
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing on success.")
 @click.version_option(__version__, "-V", "--version", prog_name="visionlab-buckets")
 def mount_cmd(bucket: Optional[str], root: Optional[str], remote: str, profile: Optional[str],
-              list_: bool, status_: bool, doctor: bool, as_json: bool, print_link: bool,
-              quiet: bool) -> None:
+              list_: bool, status_: bool, doctor: bool, sync_: bool, timeout: float, write: bool,
+              as_json: bool, print_link: bool, quiet: bool) -> None:
     """Mount the S3 bucket BUCKET (or s3://BUCKET) and link it at <root>/BUCKET.
 
     One rclone mount per bucket lives at /tmp/$USER/rclone/BUCKET; each call adds a symlink.
     """
     modes = [name for name, on in (("--list", list_), ("--status", status_),
-                                   ("--doctor", doctor)) if on]
+                                   ("--doctor", doctor), ("--sync", sync_)) if on]
     if len(modes) > 1:
         raise click.UsageError(f"{' and '.join(modes)} cannot be combined")
     if print_link and (modes or as_json):
         raise click.UsageError("--print-link goes with a plain mount, not with "
                                f"{'--json' if as_json else modes[0]}")
+    if write and not (doctor and bucket):
+        raise click.UsageError("--write goes with --doctor BUCKET")
     if doctor:
-        _doctor(remote, bucket)
+        _doctor(remote, bucket, write)
+    if sync_:
+        _sync(bucket, timeout, quiet)
+        return
     if list_:
         if bucket:
             raise click.UsageError("--list takes no BUCKET")
@@ -191,22 +208,56 @@ def mount_cmd(bucket: Optional[str], root: Optional[str], remote: str, profile: 
 # ---------------------------------------------------------------------------- unmount-bucket
 
 
-class _DrainReporter:
-    """Prints drain progress to stderr, at most once a second."""
+class _UploadProgress:
+    """Upload progress on stderr: one line rewritten in place on a terminal, else a plain line
+    at most every few seconds."""
 
-    def __init__(self, bucket: str, quiet: bool) -> None:
-        self.bucket, self.quiet, self.last = bucket, quiet, 0.0
+    def __init__(self, bucket: str, quiet: bool, verb: str = "waiting for") -> None:
+        self.bucket, self.quiet, self.verb, self.last = bucket, quiet, verb, 0.0
+        self.tty = sys.stderr.isatty()
+        self.drawn = False
 
-    def __call__(self, pending, remaining: float) -> None:
+    def __call__(self, report, remaining: float) -> None:
         now = time.monotonic()
-        if self.quiet or now - self.last < 1.0:
+        if self.quiet or now - self.last < (0.2 if self.tty else 2.0):
             return
         self.last = now
-        total = pending.pending
-        names: list[str] = pending.names[:3]
-        shown = f": {', '.join(names)}{' ...' if total > 3 else ''}" if names else ""
-        click.echo(f"{self.bucket}: waiting for {total} upload(s), {remaining:.0f}s left{shown}",
-                   err=True)
+        names = report.names[:3]
+        shown = f": {', '.join(names)}{' ...' if report.pending > 3 else ''}" if names else ""
+        line = f"{self.bucket}: {self.verb} {report.pending} upload(s), {remaining:.0f}s left{shown}"
+        if report.failing:
+            line += f" — {report.failing} failing: {report.last_error or 'see the log'}"
+        if self.tty:
+            click.echo(f"\r\033[K{line}", err=True, nl=False)
+            self.drawn = True
+        else:
+            click.echo(line, err=True)
+
+    def done(self) -> None:
+        if self.drawn:
+            click.echo("\r\033[K", err=True, nl=False)
+            self.drawn = False
+
+
+def _sync(bucket: Optional[str], timeout: float, quiet: bool) -> None:
+    from .mounts import sync
+
+    reporters: list[_UploadProgress] = []
+
+    def progress(name: str) -> _UploadProgress:
+        reporters.append(_UploadProgress(name, quiet, "uploading"))
+        return reporters[-1]
+
+    try:
+        synced = _run(sync, bucket, timeout, progress)
+    finally:
+        for reporter in reporters:
+            reporter.done()
+    if not quiet:
+        if synced:
+            click.echo(f"synced: every upload reached S3 ({', '.join(synced)})")
+        else:
+            click.echo("no buckets mounted")
 
 
 def _describe_unmount(result) -> str:
@@ -234,7 +285,11 @@ def unmount_cmd(bucket: Optional[str], all_: bool, stale: bool, force: bool, tim
     if sum(map(bool, (bucket, all_, stale))) != 1:
         raise click.UsageError("give exactly one of BUCKET, --all or --stale")
     if bucket:
-        result = _run(mounts.unmount, bucket, timeout, force, _DrainReporter(bucket, quiet))
+        reporter = _UploadProgress(bucket, quiet)
+        try:
+            result = _run(mounts.unmount, bucket, timeout, force, reporter)
+        finally:
+            reporter.done()
         if not quiet:
             click.echo(_describe_unmount(result))
         return
@@ -246,7 +301,7 @@ def unmount_cmd(bucket: Optional[str], all_: bool, stale: bool, force: bool, tim
             if not cleaned:
                 click.echo("no stale mounts")
         return
-    results = _run(mounts.unmount_all, timeout, force, lambda b: _DrainReporter(b, quiet))
+    results = _run(mounts.unmount_all, timeout, force, lambda b: _UploadProgress(b, quiet))
     failed = 0
     for result in results:
         if isinstance(result, BucketsError):

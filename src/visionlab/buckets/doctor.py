@@ -125,8 +125,21 @@ def _bucket(remote: str, bucket: str) -> Check:
     return Check("ok", f"bucket {bucket}", f"{remote}:{bucket} answers")
 
 
+def _write(remote: str, bucket: str) -> Check:
+    import socket as _socket
+
+    binary = rclone.find_rclone()
+    key = f".visionlab-buckets-doctor-write-test-{_socket.gethostname()}-{os.getpid()}"
+    error = rclone.write_test(binary, rcconf.config_path(binary), remote, bucket, key)
+    if error:
+        return Check("fail", f"write {bucket}", f"cannot write to {remote}:{bucket}: {error}",
+                     "check that your credentials may write to this bucket (PutObject)")
+    return Check("ok", f"write {bucket}", f"put and deleted {remote}:{bucket}/{key}")
+
+
 def run_checks(remote: str = "s3_remote", bucket: Optional[str] = None,
-               report: Optional[Callable[[Check], None]] = None) -> list[Check]:
+               report: Optional[Callable[[Check], None]] = None,
+               write: bool = False) -> list[Check]:
     """Run every check in order, reporting each as soon as it is known."""
     steps: list[Callable[[], object]] = [
         lambda: Check("ok", "platform", platform.get_platform_name()),
@@ -135,6 +148,8 @@ def run_checks(remote: str = "s3_remote", bucket: Optional[str] = None,
     ]
     if bucket:
         steps.append(lambda: _bucket(remote, bucket))
+        if write:
+            steps.append(lambda: _write(remote, bucket))
     checks: list[Check] = []
     for step in steps:
         produced = step()

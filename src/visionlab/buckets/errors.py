@@ -77,6 +77,10 @@ class PendingUploads(BucketsError):
     """Uploads did not drain before the deadline; the mount was left in place."""
 
 
+class UploadsFailing(BucketsError):
+    """Every pending upload keeps failing (rclone's error in the message)."""
+
+
 class LockTimeout(BucketsError):
     pass
 

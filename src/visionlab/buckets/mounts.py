@@ -23,20 +23,20 @@ from .errors import (
     BusyMount,
     MountFailed,
     NotMounted,
-    PendingUploads,
     RemoteMismatch,
 )
 from .lock import bucket_lock
 
 if TYPE_CHECKING:
     from . import profiles, rclone
+    from . import uploads as uploads_mod
 
 DEFAULT_REMOTE = "s3_remote"  # == rcconf.DEFAULT_REMOTE (a test keeps them equal; this import is cheap)
 PROBE_TIMEOUT = 2.0
 DRAIN_TIMEOUT = 600.0
 
 PathLike = Union[str, "os.PathLike[str]"]
-Progress = Callable[["rclone.Uploads", float], None]
+Progress = Callable[["uploads_mod.UploadReport", float], None]
 
 
 # NamedTuples, not dataclasses: they are built on every start-up of the CLI, and a dataclass
@@ -50,9 +50,15 @@ class MountInfo(NamedTuple):
     profile: Optional[str]
     symlinks: list[str]
     reason: str
+    uploads: Optional[dict] = None  # live mounts: {"pending", "failing", "last_error"}
+    stranded: int = 0  # dead mounts: files in the cache that never reached S3
+    stranded_files: list[str] = []  # a NamedTuple default, never mutated
+    uploads_note: str = ""  # the human summary of uploads or stranded files
 
     def to_dict(self) -> dict:
-        return self._asdict()
+        data = self._asdict()
+        del data["uploads_note"]
+        return data
 
 
 class MountResult(NamedTuple):
@@ -111,8 +117,29 @@ def _info(bucket: str, paths: layout.BucketPaths, timeout: float,
         condition = "alive" if alive else "stale"
     elif st:
         condition, reason = "stale", "not in the mount table (rclone exited)"
-    return MountInfo(bucket=bucket, state=condition, mount_point=str(paths.mount_point),
+    info = MountInfo(bucket=bucket, state=condition, mount_point=str(paths.mount_point),
                      remote=remote, pid=pid, profile=profile, symlinks=symlinks, reason=reason)
+    return _with_uploads(info, paths, st, timeout) if st else info
+
+
+def _with_uploads(info: MountInfo, paths: layout.BucketPaths, st: state.MountState,
+                  timeout: float) -> MountInfo:
+    """Add what the mount still has to upload (alive), or left unsaved in its cache (dead)."""
+    from . import uploads
+
+    if info.state == "alive":
+        try:
+            found = uploads.report(paths, st, rc_timeout=timeout)
+        except OSError as exc:
+            return info._replace(uploads_note=f"uploads unknown: rclone's rc does not answer ({exc})")
+        return info._replace(uploads=found.to_dict(), uploads_note=found.describe())
+    left = uploads.unsaved(paths, st)
+    if not left:
+        return info
+    note = (f"{len(left)} file(s) written but never uploaded: {', '.join(left[:5])}"
+            f"{' ...' if len(left) > 5 else ''} — they are safe in the cache; "
+            f"'mount-bucket {info.bucket}' uploads them, then 'mount-bucket --sync {info.bucket}'")
+    return info._replace(stranded=len(left), stranded_files=left, uploads_note=note)
 
 
 def status(bucket_name: str, timeout: float = PROBE_TIMEOUT) -> MountInfo:
@@ -301,8 +328,21 @@ def mount(bucket_name: str, root_dir: Optional[PathLike] = None,
 
 def mount_bucket(bucket_name: str, root_dir: Optional[PathLike] = None,
                  remote_name: str = DEFAULT_REMOTE, profile: Optional[str] = None) -> Path:
-    """Mount `bucket_name` (once per user) and return the symlink <root_dir>/<bucket>."""
-    return mount(bucket_name, root_dir, remote_name, profile).link
+    """Mount `bucket_name` (once per user) and return the symlink <root_dir>/<bucket>.
+
+    What this process writes through it is uploaded before the process exits (exitdrain).
+    """
+    from . import exitdrain
+
+    result = mount(bucket_name, root_dir, remote_name, profile)
+    exitdrain.hold(result.bucket)
+    return result.link
+
+
+def sync_bucket(bucket_name: Optional[str] = None, timeout: float = DRAIN_TIMEOUT) -> list[str]:
+    """Wait until every upload queued so far reached S3 (all of this user's mounts when no
+    bucket is named). Raises UploadsFailing with rclone's error when uploads keep failing."""
+    return sync(bucket_name, timeout)
 
 
 def _start(spec: rclone.MountSpec, profile: str) -> state.MountState:
@@ -331,7 +371,7 @@ def _start(spec: rclone.MountSpec, profile: str) -> state.MountState:
     return state.MountState(
         bucket=spec.bucket, remote=spec.remote, mount_point=str(target), pid=pid,
         socket=str(spec.socket), cache_dir=str(spec.cache), log_file=str(spec.log),
-        profile=profile, started_at=time.time(),
+        profile=profile, started_at=time.time(), log_start=offset,
     )
 
 
@@ -446,34 +486,28 @@ def _rmdir(path: Path) -> None:
 # ---------------------------------------------------------------------------- unmount
 
 
-def _drain(paths: layout.BucketPaths, timeout: float, progress: Optional[Progress]) -> None:
-    """Wait until rclone has uploaded everything written through the mount."""
-    from . import rclone
+def sync(bucket_name: Optional[str] = None, timeout: float = DRAIN_TIMEOUT,
+         progress: Optional[Callable[[str], uploads_mod.Progress]] = None) -> list[str]:
+    """Wait until every upload queued so far reached S3: one bucket, or all live mounts of this
+    user. Returns the buckets synced; raises UploadsFailing / PendingUploads / NotMounted."""
+    from . import uploads
 
-    deadline = time.monotonic() + timeout
-    last_push = 0.0
-    while True:
-        now = time.monotonic()
-        if now - last_push > 2.0:
-            rclone.expedite_uploads(paths.socket)
-            last_push = now
-        pending = rclone.uploads(paths.socket)
-        if pending.pending == 0:
-            return
-        remaining = deadline - now
-        if progress:
-            progress(pending, max(remaining, 0.0))
-        if remaining <= 0:
-            shown = ", ".join(pending.names[:10]) or "unknown files"
-            more = len(pending.names) - 10
-            if more > 0:
-                shown += f" and {more} more"
-            raise PendingUploads(
-                f"{pending.pending} upload(s) still pending after {timeout:g}s: {shown}",
-                "the mount and its cache were left in place; check the S3 endpoint and run "
-                "unmount-bucket again (or a longer --timeout)",
-            )
-        time.sleep(0.2)
+    if bucket_name is not None:
+        targets = [names.parse(bucket_name)]
+        if status(targets[0]).state != "alive":
+            raise NotMounted(f"{targets[0]} is not mounted (or its mount is dead)",
+                             f"see 'mount-bucket --status {targets[0]}'")
+    else:
+        targets = [m.bucket for m in list_mounts() if m.state == "alive"]
+    for bucket in targets:
+        paths = layout.paths_for(bucket)
+        try:
+            uploads.wait_uploaded(paths, state.load(paths.state), timeout,
+                                  progress(bucket) if progress else None)
+        except OSError as exc:
+            raise BucketsError(f"cannot ask rclone about {bucket}'s uploads ({exc})",
+                               f"see 'mount-bucket --status {bucket}'") from exc
+    return targets
 
 
 def unmount(bucket_name: str, timeout: float = DRAIN_TIMEOUT, force: bool = False,
@@ -495,8 +529,11 @@ def unmount(bucket_name: str, timeout: float = DRAIN_TIMEOUT, force: bool = Fals
             raise not_mounted
         remote = _mounted_remote(entry, st) if entry else st.remote if st else None
         if entry and _answers(paths, st)[0]:
+            from . import uploads
+
             try:
-                _drain(paths, timeout, progress)
+                uploads.wait_uploaded(paths, st, timeout, progress,
+                                      what_now="or unmount-bucket again")
             except OSError as exc:
                 if not force:
                     raise BucketsError(

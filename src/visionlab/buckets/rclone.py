@@ -290,8 +290,13 @@ class QueueItem(NamedTuple):
     id: int
     name: str
     size: int
-    tries: int
+    tries: int  # upload attempts started, the one under way included
     uploading: bool
+
+    @property
+    def failures(self) -> int:
+        """Attempts that ended in an error."""
+        return max(0, self.tries - (1 if self.uploading else 0))
 
 
 class Uploads(NamedTuple):
@@ -312,29 +317,30 @@ class Uploads(NamedTuple):
 
 def _rc(socket_path: Path, command: str, params: Optional[dict] = None,
         timeout: float = 5.0) -> dict:
-    """Call rclone's remote-control API over its unix socket; raise OSError when unreachable."""
-    import http.client  # lazy: only mount, sync and unmount need it (~15 ms to import)
+    """Call rclone's remote-control API over its unix socket; raise OSError when unreachable.
+
+    Plain HTTP/1.0 on a socket (the answer ends when rclone closes it): http.client would cost
+    ~15 ms of import on every --status.
+    """
     import socket
 
-    class UnixHTTPConnection(http.client.HTTPConnection):
-        def connect(self) -> None:
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            sock.settimeout(timeout)
-            sock.connect(str(socket_path))
-            self.sock = sock
-
-    conn = UnixHTTPConnection("localhost", timeout=timeout)
-    try:
-        conn.request("POST", "/" + command, body=json.dumps(params or {}),
-                     headers={"Content-Type": "application/json"})
-        response = conn.getresponse()
-        data = response.read()
-    except (http.client.HTTPException, ValueError) as exc:
-        raise OSError(str(exc)) from exc
-    finally:
-        conn.close()
-    if response.status != 200:
-        raise OSError(f"rc {command}: HTTP {response.status}: {data[:200]!r}")
+    body = json.dumps(params or {}).encode()
+    request = (f"POST /{command} HTTP/1.0\r\nHost: rclone\r\nContent-Type: application/json\r\n"
+               f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+    chunks = []
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        sock.connect(str(socket_path))
+        sock.sendall(request)
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    head, _, data = b"".join(chunks).partition(b"\r\n\r\n")
+    status_line = head.split(b"\r\n", 1)[0].split()
+    if len(status_line) < 2 or status_line[1] != b"200":
+        raise OSError(f"rc {command}: {head[:80]!r} {data[:200]!r}")
     try:
         answer = json.loads(data or b"{}")
     except ValueError as exc:
@@ -351,10 +357,10 @@ def rc_answers(socket_path: Path) -> bool:
         return False
 
 
-def upload_queue(socket_path: Path) -> list[QueueItem]:
+def upload_queue(socket_path: Path, timeout: float = 5.0) -> list[QueueItem]:
     """The files in rclone's upload queue (rc `vfs/queue`)."""
     items = []
-    for raw in _rc(socket_path, "vfs/queue").get("queue") or []:
+    for raw in _rc(socket_path, "vfs/queue", timeout=timeout).get("queue") or []:
         try:
             items.append(QueueItem(int(raw["id"]), str(raw.get("name", "?")),
                                    int(raw.get("size", 0)), int(raw.get("tries", 0)),
@@ -364,15 +370,15 @@ def upload_queue(socket_path: Path) -> list[QueueItem]:
     return items
 
 
-def uploads(socket_path: Path) -> Uploads:
+def uploads(socket_path: Path, timeout: float = 5.0) -> Uploads:
     """How many uploads are in progress and queued (rc `vfs/stats`), and which files."""
-    stats = _rc(socket_path, "vfs/stats").get("diskCache") or {}
+    stats = _rc(socket_path, "vfs/stats", timeout=timeout).get("diskCache") or {}
     in_progress = int(stats.get("uploadsInProgress", 0))
     queued = int(stats.get("uploadsQueued", 0))
     items: list[QueueItem] = []
     if in_progress or queued:
         try:
-            items = upload_queue(socket_path)
+            items = upload_queue(socket_path, timeout)
         except OSError:
             items = []
     return Uploads(in_progress, queued, items)
@@ -390,3 +396,76 @@ def expedite_uploads(socket_path: Path) -> None:
                 {"id": item.id, "expiry": 0, "relative": False})
         except OSError:
             continue
+
+
+# ---------------------------------------------------------------------------- the log and cache
+
+# "ERROR : dir/f.txt: vfs cache: failed to upload try #2, will retry in 4s: <error>"
+_UPLOAD_FAILED = re.compile(
+    r"ERROR : (?P<name>.+?): vfs cache: failed to upload try #(?P<try>\d+), will retry in \S+: "
+    r"(?:vfs cache: failed to transfer file from cache to remote: )?(?P<error>.*)")
+_API_ERROR = re.compile(r"api error (\w+: [^\n]*)")
+_LOG_TAIL = 256 * 1024  # the last upload errors are at the end; never read a huge log whole
+
+
+def summarize_error(text: str) -> str:
+    """The innermost cause of a failed request, in one short line."""
+    network = _NETWORK_CAUSE.search(text)
+    if network:
+        return short(network.group(0))
+    status = _STATUS.search(text)
+    api = _API_ERROR.search(text)
+    if api:
+        return short(f"HTTP {status.group(1)}: {api.group(1)}" if status else api.group(1))
+    return short(text)
+
+
+def upload_failures(log: Path, since: int = 0) -> dict[str, str]:
+    """{file: its last upload error} from the mount's log after byte offset `since`."""
+    try:
+        with open(log, "rb") as f:
+            size = f.seek(0, os.SEEK_END)
+            f.seek(max(since, size - _LOG_TAIL))
+            text = f.read().decode("utf-8", "replace")
+    except OSError:
+        return {}
+    failures: dict[str, str] = {}
+    for match in _UPLOAD_FAILED.finditer(text):
+        failures[match.group("name")] = summarize_error(match.group("error"))
+    return failures
+
+
+def unsaved_files(cache_dir: Path, remote: str, bucket: str) -> list[str]:
+    """Files rclone's VFS cache holds that were written and never uploaded ("Dirty" in their
+    metadata): what a killed rclone left behind. The next mount with this cache uploads them."""
+    meta = Path(cache_dir) / "vfsMeta" / remote / bucket
+    found = []
+    for dirpath, _dirs, files in os.walk(meta):
+        for name in files:
+            path = os.path.join(dirpath, name)
+            try:
+                with open(path, encoding="utf-8") as f:
+                    dirty = json.load(f).get("Dirty") is True
+            except (OSError, ValueError, AttributeError):
+                continue
+            if dirty:
+                found.append(os.path.relpath(path, meta))
+    return sorted(found)
+
+
+def write_test(binary: str, config: Path, remote: str, bucket: str, key: str) -> Optional[str]:
+    """Put one small object at `key` and delete it; None when both worked, else rclone's error."""
+    target = f"{source(remote, bucket)}/{key}"
+    flags = ["--config", str(config), "--retries", "1", "--low-level-retries", "1",
+             "--contimeout", "5s", "--timeout", "10s"]
+    try:
+        put = runner.run([binary, "rcat", *flags, target], timeout=30,
+                         input="visionlab-buckets --doctor --write: safe to delete\n")
+    except CommandTimeout:
+        return "no answer within 30s"
+    if not put.ok:
+        return summarize_error(put.stderr)
+    deleted = runner.run([binary, "deletefile", *flags, target], timeout=30)
+    if not deleted.ok:
+        return "wrote, but could not delete it: " + summarize_error(deleted.stderr)
+    return None

@@ -30,16 +30,18 @@ def run(
     env: Optional[Mapping[str, str]] = None,
     new_session: bool = False,
     hint: str = "try again; if it keeps happening, run with VISIONLAB_BUCKETS_DEBUG=1",
+    input: Optional[str] = None,
 ) -> Result:
     """Run argv and return its result; raise CommandTimeout when it outlives `timeout` seconds.
 
-    The command gets /dev/null as stdin, so it can never wait for a prompt. A missing program
-    is returncode 127, as in a shell.
+    The command reads `input`, else /dev/null, so it can never wait for a prompt. A missing
+    program is returncode 127, as in a shell.
     """
     try:
         proc = subprocess.run(
             list(argv),
-            stdin=subprocess.DEVNULL,
+            input=input,
+            stdin=subprocess.DEVNULL if input is None else None,
             capture_output=True,
             text=True,
             timeout=timeout,

@@ -21,6 +21,7 @@ class MountState(NamedTuple):
     profile: str = "default"
     started_at: float = 0.0
     symlinks: Sequence[str] = ()  # a list once loaded from JSON; replaced, never mutated
+    log_start: int = 0  # where this rclone's lines begin in the (appended) log
 
 
 def load(path: Path) -> Optional[MountState]:

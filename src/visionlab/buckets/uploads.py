@@ -1,0 +1,113 @@
+"""Uploads through a mount: what is pending or failing, waiting until every queued file reached
+S3 (`--sync`, unmount, a program's exit), and what a dead mount left unsaved in its cache.
+
+rclone uploads lazily (write-back) and retries a failing upload forever, so waiting must notice
+failure itself: once every pending file has failed again and again while none succeeded, the
+wait ends at once with rclone's error instead of at its deadline.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable, NamedTuple, Optional
+
+from . import layout, rclone, state
+from .errors import PendingUploads, UploadsFailing
+
+FAIL_AFTER = 2  # failed attempts of every pending file, counted during the wait, before giving up
+PUSH_EVERY = 1.0  # seconds between asking rclone to upload queued files now
+
+
+class UploadReport(NamedTuple):
+    pending: int
+    failing: int
+    last_error: Optional[str]
+    names: list[str]  # pending files
+    failing_names: list[str]
+
+    def to_dict(self) -> dict:
+        return {"pending": self.pending, "failing": self.failing, "last_error": self.last_error}
+
+    def describe(self) -> str:
+        """'3 uploads failing: <error>' / '2 uploads pending' / ''."""
+        if self.failing:
+            return f"{self.failing} upload(s) failing: {self.last_error or 'see the log'}"
+        if self.pending:
+            return f"{self.pending} upload(s) pending"
+        return ""
+
+
+Progress = Callable[[UploadReport, float], None]
+
+
+def report(paths: layout.BucketPaths, st: Optional[state.MountState],
+           rc_timeout: float = 5.0) -> UploadReport:
+    """Uploads of a live mount, from rclone's rc (queue, tries) and its log (the error)."""
+    queue = rclone.uploads(paths.socket, timeout=rc_timeout)
+    failing = [item for item in queue.items if item.failures >= 1]
+    last_error = None
+    if failing:
+        errors = rclone.upload_failures(paths.log, st.log_start if st else 0)
+        named = [errors[item.name] for item in failing if item.name in errors]
+        last_error = named[-1] if named else (list(errors.values())[-1] if errors else None)
+    return UploadReport(pending=queue.pending, failing=len(failing), last_error=last_error,
+                        names=queue.names, failing_names=[item.name for item in failing])
+
+
+def unsaved(paths: layout.BucketPaths, st: Optional[state.MountState]) -> list[str]:
+    """Files a dead mount's cache holds that never reached S3."""
+    if not st:
+        return []
+    return rclone.unsaved_files(paths.cache, st.remote, paths.bucket)
+
+
+def _shown(names: list[str], limit: int = 10) -> str:
+    text = ", ".join(names[:limit]) or "unknown files"
+    return text + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def wait_uploaded(paths: layout.BucketPaths, st: Optional[state.MountState], timeout: float,
+                  progress: Optional[Progress] = None, what_now: str = "") -> None:
+    """Return when every upload queued so far has reached S3. Raise UploadsFailing as soon as
+    every pending file failed FAIL_AFTER more times while none succeeded, PendingUploads at the
+    deadline. OSError when rclone's rc does not answer."""
+    deadline = time.monotonic() + timeout
+    last_push = 0.0
+    start_failures: dict[int, int] = {}
+    fewest = None
+    while True:
+        now = time.monotonic()
+        if now - last_push >= PUSH_EVERY:
+            rclone.expedite_uploads(paths.socket)
+            last_push = now
+        queue = rclone.uploads(paths.socket)
+        if queue.pending == 0:
+            return
+        current = report(paths, st)
+        remaining = deadline - now
+        if progress:
+            progress(current, max(remaining, 0.0))
+        if fewest is None or queue.pending < fewest:  # something was uploaded: count afresh
+            fewest = queue.pending
+            start_failures = {item.id: item.failures for item in queue.items}
+        for item in queue.items:
+            start_failures.setdefault(item.id, item.failures)
+        failed_again = [item for item in queue.items
+                        if item.failures - start_failures[item.id] >= FAIL_AFTER]
+        if queue.items and len(failed_again) == len(queue.items):
+            raise UploadsFailing(
+                f"{len(queue.items)} upload(s) keep failing: {_shown(current.names)}: "
+                f"{current.last_error or 'see ' + str(paths.log)}",
+                "they are kept in the mount's cache and retried; fix the cause, then run "
+                f"'mount-bucket --sync {paths.bucket}'" + (f" ({what_now})" if what_now else ""),
+            )
+        if remaining <= 0:
+            error = f": {current.last_error}" if current.last_error else ""
+            raise PendingUploads(
+                f"{queue.pending} upload(s) still pending after {timeout:g}s: "
+                f"{_shown(current.names)}{error}",
+                "they are kept in the mount's cache; check the S3 endpoint and run "
+                f"'mount-bucket --sync {paths.bucket}' again (or a longer --timeout)"
+                + (f" ({what_now})" if what_now else ""),
+            )
+        time.sleep(0.2)
