@@ -1,5 +1,11 @@
 """Fixtures: a real S3 server on loopback (`rclone serve s3`), and per-test HOME, runtime dir and
-rclone config, so no test touches the real /tmp/<user>, ~ or rclone.conf."""
+rclone config, so no test touches the real /tmp/<user>, ~ or rclone.conf.
+
+How this suite is checked: every test must fail under some one-line mutation of the code it
+claims to test (apply it, see the test go red, revert; tests/MUTATIONS.md lists the ones used so
+far). A check that stays green whatever the code does is a bug in the test. Timing claims ("fast",
+"< 1 s") belong in bench/, not here; a test may keep only a safety bound ("answers within 5 s
+instead of hanging")."""
 
 from __future__ import annotations
 

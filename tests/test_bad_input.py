@@ -19,10 +19,13 @@ def run(*args: str, **kw) -> subprocess.CompletedProcess:
 
 
 def snapshot(env) -> dict:
+    """The runtime dir's existence, and every path below the cwd (the test's tmp dir, which also
+    holds HOME): a failed command must change none of it."""
+    assert Path.cwd() == env["tmp"]
     return {
         "runtime_exists": os.path.lexists(env["runtime"]),
         "home": files_under(env["home"]),
-        "cwd": files_under(env["tmp"] / "work") if (env["tmp"] / "work").exists() else set(),
+        "cwd": files_under(env["tmp"]),
     }
 
 
@@ -143,11 +146,62 @@ def test_rclone_missing(env, monkeypatch):
     assert snapshot(env) == before
 
 
-def test_usage_errors_are_one_line(env):
+def usage_error(prog: str, message: str) -> str:
+    """What Click prints for a UsageError: the usage line, a hint, a blank line, the error."""
+    return (f"Usage: {prog} [OPTIONS] [BUCKET]\nTry '{prog} --help' for help.\n\n"
+            f"Error: {message}\n")
+
+
+def test_usage_errors_show_usage_and_one_error_line(env):
+    before = snapshot(env)
     proc = run("unmount-bucket")
-    assert proc.returncode == 2 and "give exactly one of BUCKET, --all or --stale" in proc.stderr
+    assert (proc.returncode, proc.stdout) == (2, "")
+    assert proc.stderr == usage_error("unmount-bucket", "give exactly one of BUCKET, --all or --stale")
     proc = run("mount-bucket", "--list", "--status")
-    assert proc.returncode == 2 and "--list and --status cannot be combined" in proc.stderr
+    assert (proc.returncode, proc.stdout) == (2, "")
+    assert proc.stderr == usage_error("mount-bucket", "--list and --status cannot be combined")
+    proc = run("mount-bucket", "--root", "a\tb\x7f", "--list", "--json", "--status")
+    assert (proc.returncode, proc.stdout) == (2, "")
+    assert proc.stderr == usage_error("mount-bucket", "--list and --status cannot be combined")
+    assert snapshot(env) == before
+
+
+@pytest.mark.xfail(strict=True, reason="Click prints its 4-line usage block (above); one line "
+                   "needs a change in cli.py (issue 15). Remove this mark when it is one line.")
+def test_usage_errors_are_one_line(env):
+    for argv in (["unmount-bucket"], ["mount-bucket", "--list", "--status"]):
+        proc = run(*argv)
+        assert proc.returncode == 2 and proc.stdout == ""
+        assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("error: "), proc.stderr
+
+
+@pytest.mark.parametrize("case", ["missing-bucket", "missing-remote", "no-credentials",
+                                  "wrong-secret", "nul-byte"])
+def test_failed_preflight_creates_no_root(env, case):
+    """--root is created only once every preflight check passed: a failure leaves no directory."""
+    if case == "missing-bucket" and not os.path.exists("/dev/fuse"):
+        pytest.skip("needs /dev/fuse")
+    args, environ = ["mount-bucket", BUCKET, "--root", "new/root dir"], dict(os.environ)
+    if case == "missing-bucket":
+        args[1] = "no-such-bucket"
+    elif case == "missing-remote":
+        args += ["--remote", "nope"]
+    elif case == "no-credentials":
+        environ = {k: v for k, v in environ.items() if not k.startswith("AWS_")}
+    elif case == "wrong-secret":
+        environ["AWS_SECRET_ACCESS_KEY"] = "not-the-secret-at-all"
+    before = snapshot(env)
+    if case == "nul-byte":  # argv cannot carry a NUL byte: in-process
+        result = CliRunner().invoke(cli.mount_cmd, [BUCKET, "--root", "new/\x00"])
+        assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.output
+        assert result.output.endswith("Error: Invalid value for '--root': 'new/\\x00' contains a "
+                                      "NUL byte.\n"), result.output
+    else:
+        proc = run(*args, env=environ)
+        assert proc.returncode == 1 and proc.stderr.startswith("error: "), proc
+        assert proc.stderr.count("\n") == 1
+    assert not os.path.lexists(env["tmp"] / "new")
+    assert snapshot(env) == before
 
 
 def test_status_of_unmounted_bucket(env):

@@ -123,6 +123,14 @@ def test_has_gpu_uses_nvidia_smi_with_timeout(monkeypatch, tmp_path):
     smi.chmod(0o755)
     monkeypatch.setenv("PATH", str(tmp_path))
     monkeypatch.setattr(platform.glob, "glob", lambda pattern: [])
+    calls = []
+    real_run = platform.runner.run
+
+    def recording_run(argv, *args, **kwargs):
+        calls.append((list(argv), args, kwargs))
+        return real_run(argv, *args, **kwargs)
+
+    monkeypatch.setattr(platform.runner, "run", recording_run)
     platform.has_gpu.cache_clear()
     try:
         assert platform.has_gpu() is True
@@ -131,6 +139,8 @@ def test_has_gpu_uses_nvidia_smi_with_timeout(monkeypatch, tmp_path):
         assert platform.has_gpu() is False
     finally:
         platform.has_gpu.cache_clear()
+    # Both calls ran nvidia-smi -L with the 5 s bound (a hung driver must not hang the caller).
+    assert calls == [([str(smi), "-L"], (), {"timeout": 5})] * 2
 
 
 def test_import_is_stdlib_only_and_lazy():

@@ -171,7 +171,7 @@ $T/start" ] || { echo "$sh: $output"; return 1; }
 $T/start" ] || { echo "$sh: $output"; return 1; }
     done
     in_shell fish "source '$FISH'; cdbucket mute; echo rc=\$status; pwd"
-    [ "${lines[1]}" = "rc=1" ] && [ "${lines[2]}" = "$T/start" ]
+    [[ "${lines[1]}" = "rc=1" && "${lines[2]}" = "$T/start" ]] || { echo "fish: $output"; return 1; }
     in_shell fish "source '$FISH'; cdbucket teamspace-lrm nope 2>/dev/null; echo rc=\$status; pwd"
     [ "$output" = "rc=1
 $T/start" ]
@@ -185,7 +185,7 @@ $T/start" ]
 rc=2" ] || { echo "$sh: $output"; return 1; }
         in_shell "$sh" "set -u; . '$SH'; PATH='$T/empty'; cdbucket x; echo rc=\$?; pwd"
         [ "${lines[0]}" = "cdbucket: mount-bucket not found on PATH (run install.sh, or add ~/.local/bin to PATH)" ]
-        [ "${lines[1]}" = "rc=127" ] && [ "${lines[2]}" = "$T/start" ]
+        [[ "${lines[1]}" = "rc=127" && "${lines[2]}" = "$T/start" ]] || { echo "$sh: $output"; return 1; }
     done
     in_shell fish "source '$FISH'; cdbucket a b c; echo rc=\$status"
     [ "$output" = "usage: cdbucket BUCKET [SUBPATH]

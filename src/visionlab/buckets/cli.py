@@ -27,6 +27,15 @@ def _fail(exc: BucketsError) -> NoReturn:
     sys.exit(exc.exit_code)
 
 
+class _RootPath(click.Path):
+    """A directory path; a NUL byte is a usage error, not a crash in os.stat."""
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, str) and "\0" in value:
+            self.fail(f"{value!r} contains a NUL byte.", param, ctx)
+        return super().convert(value, param, ctx)
+
+
 def _complete_bucket(ctx: click.Context, param: click.Parameter, incomplete: str):
     remote = ctx.params.get("remote") or "s3_remote"
     from . import completion
@@ -132,7 +141,7 @@ def _doctor(remote: str, bucket: Optional[str], write: bool) -> NoReturn:
 
 @click.command(context_settings=_CONTEXT)
 @click.argument("bucket", required=False, shell_complete=_complete_bucket)
-@click.option("--root", metavar="DIR", type=click.Path(file_okay=False),
+@click.option("--root", metavar="DIR", type=_RootPath(file_okay=False),
               help="Directory for the symlink <DIR>/<bucket> "
                    "[default: ~/s3_buckets, or /tmp/$USER/s3_buckets in a SLURM job].")
 @click.option("--remote", default="s3_remote", show_default=True, metavar="NAME",
