@@ -30,7 +30,7 @@ def healthy(env, remote: str = "s3_remote") -> list[str]:
         f"ok    fuse: /dev/fuse and {fusermount}",
         f"ok    remote {remote}: in {config}",
         f"ok    remote s3_remote_private: in {config}",
-        f"ok    credentials: for {remote} from environment",
+        f"ok    credentials: for {remote} from the environment (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)",
         f"ok    endpoint: 127.0.0.1:{port} reachable",
         f"ok    runtime dir: {env['runtime']} (will be created, mode 0700)",
     ]

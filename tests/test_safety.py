@@ -382,7 +382,7 @@ def test_secret_never_in_cmdline_log_state_or_errors(env, monkeypatch):
     from visionlab.buckets import runner
 
     argvs: list[list[str]] = []
-    real_run, real_spawn = runner.run, runner.spawn_daemon
+    real_run, real_spawn = runner.run, runner.spawn_detached
 
     def recording_run(argv, *args, **kwargs):
         argvs.append(list(argv))
@@ -393,7 +393,7 @@ def test_secret_never_in_cmdline_log_state_or_errors(env, monkeypatch):
         return real_spawn(argv, *args, **kwargs)
 
     monkeypatch.setattr(runner, "run", recording_run)
-    monkeypatch.setattr(runner, "spawn_daemon", recording_spawn)
+    monkeypatch.setattr(runner, "spawn_detached", recording_spawn)
     secret = SECRET_KEY.encode()
     link = mount_bucket(BUCKET)
     (link / "s.txt").write_text("s")

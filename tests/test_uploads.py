@@ -193,4 +193,4 @@ def test_doctor_write_finds_read_only_credentials(env):
     line = [ln for ln in refused.stdout.splitlines() if ln.startswith("fail  write")]
     assert line and "HTTP 500" in line[0]
     plain = cli("--doctor", BUCKET)  # plain --doctor stays read-only
-    assert plain.returncode == 0 and "write" not in plain.stdout
+    assert plain.returncode == 0 and "write " not in plain.stdout

@@ -324,9 +324,25 @@ def unmount_cmd(bucket: Optional[str], all_: bool, stale: bool, force: bool, tim
         sys.exit(1)
 
 
+def _main(command: click.Command, prog: str) -> NoReturn:
+    """Run a command; a usage error is one line that says what to do, exit 2."""
+    try:
+        code = command.main(prog_name=prog, standalone_mode=False)
+    except click.UsageError as exc:
+        click.echo(f"error: {exc.format_message()} — see '{prog} --help'", err=True)
+        sys.exit(2)
+    except click.ClickException as exc:
+        click.echo(f"error: {exc.format_message()}", err=True)
+        sys.exit(exc.exit_code)
+    except click.Abort:
+        click.echo("error: interrupted", err=True)
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
 def mount_main() -> None:
-    mount_cmd(prog_name="mount-bucket")
+    _main(mount_cmd, "mount-bucket")
 
 
 def unmount_main() -> None:
-    unmount_cmd(prog_name="unmount-bucket")
+    _main(unmount_cmd, "unmount-bucket")

@@ -533,7 +533,7 @@ def unmount(bucket_name: str, timeout: float = DRAIN_TIMEOUT, force: bool = Fals
 
             try:
                 uploads.wait_uploaded(paths, st, timeout, progress,
-                                      what_now="or unmount-bucket again")
+                                      again=f"unmount-bucket {bucket}")
             except OSError as exc:
                 if not force:
                     raise BucketsError(

@@ -67,10 +67,12 @@ def _shown(names: list[str], limit: int = 10) -> str:
 
 
 def wait_uploaded(paths: layout.BucketPaths, st: Optional[state.MountState], timeout: float,
-                  progress: Optional[Progress] = None, what_now: str = "") -> None:
+                  progress: Optional[Progress] = None, again: str = "") -> None:
     """Return when every upload queued so far has reached S3. Raise UploadsFailing as soon as
     every pending file failed FAIL_AFTER more times while none succeeded, PendingUploads at the
-    deadline. OSError when rclone's rc does not answer."""
+    deadline. OSError when rclone's rc does not answer. `again`: the command to run once the
+    cause is fixed (default: mount-bucket --sync BUCKET)."""
+    again = again or f"mount-bucket --sync {paths.bucket}"
     deadline = time.monotonic() + timeout
     last_push = 0.0
     start_failures: dict[int, int] = {}
@@ -98,16 +100,15 @@ def wait_uploaded(paths: layout.BucketPaths, st: Optional[state.MountState], tim
             raise UploadsFailing(
                 f"{len(queue.items)} upload(s) keep failing: {_shown(current.names)}: "
                 f"{current.last_error or 'see ' + str(paths.log)}",
-                "they are kept in the mount's cache and retried; fix the cause, then run "
-                f"'mount-bucket --sync {paths.bucket}'" + (f" ({what_now})" if what_now else ""),
+                "the mount and its cache were left in place and rclone keeps retrying; fix the "
+                f"cause, then run '{again}'",
             )
         if remaining <= 0:
             error = f": {current.last_error}" if current.last_error else ""
             raise PendingUploads(
                 f"{queue.pending} upload(s) still pending after {timeout:g}s: "
                 f"{_shown(current.names)}{error}",
-                "they are kept in the mount's cache; check the S3 endpoint and run "
-                f"'mount-bucket --sync {paths.bucket}' again (or a longer --timeout)"
-                + (f" ({what_now})" if what_now else ""),
+                "the mount and its cache were left in place; check the S3 endpoint and run "
+                f"'{again}' again (or with a longer --timeout)",
             )
         time.sleep(0.2)
