@@ -5,6 +5,8 @@
       buckets/<bucket>.lock|.json|.log|.sock
       buckets/cache/<bucket>/      rclone's VFS cache for that bucket
       buckets/completion/<remote>.json   the cached bucket listing for shell completion
+      jobs/<scope>/rclone|buckets/...  the same, for the mounts of one SLURM job (scope "<job>")
+                                   or one srun step ("<job>.<step>"): they live as long as it
 
 The one module that knows these paths: others ask it.
 """
@@ -48,6 +50,7 @@ def default_root() -> Path:
 
 class BucketPaths(NamedTuple):
     bucket: str
+    scope: str
     mount_point: Path
     lock: Path
     state: Path
@@ -56,20 +59,35 @@ class BucketPaths(NamedTuple):
     cache: Path
 
 
-def state_dir() -> Path:
-    return runtime_dir() / "buckets"
+def scope_dir(scope: str = "") -> Path:
+    """The tree of one scope: "" for this user's own mounts, else a SLURM job's or step's."""
+    return runtime_dir() / "jobs" / scope if scope else runtime_dir()
 
 
-def mount_root() -> Path:
+def job_scopes() -> list[str]:
+    """The SLURM scopes with a tree under the runtime dir (running jobs or ended ones)."""
+    jobs = runtime_dir() / "jobs"
+    try:
+        return sorted(p.name for p in jobs.iterdir() if p.is_dir() and not p.is_symlink())
+    except OSError:
+        return []
+
+
+def state_dir(scope: str = "") -> Path:
+    return scope_dir(scope) / "buckets"
+
+
+def mount_root(scope: str = "") -> Path:
     """The directory holding the mount points (only mount points live there)."""
-    return runtime_dir() / "rclone"
+    return scope_dir(scope) / "rclone"
 
 
-def paths_for(bucket: str) -> BucketPaths:
-    base = runtime_dir()
-    meta = state_dir()
+def paths_for(bucket: str, scope: str = "") -> BucketPaths:
+    base = scope_dir(scope)
+    meta = state_dir(scope)
     return BucketPaths(
         bucket=bucket,
+        scope=scope,
         mount_point=base / "rclone" / bucket,
         lock=meta / f"{bucket}.lock",
         state=meta / f"{bucket}.json",
@@ -79,9 +97,9 @@ def paths_for(bucket: str) -> BucketPaths:
     )
 
 
-def recorded_buckets() -> list[str]:
+def recorded_buckets(scope: str = "") -> list[str]:
     """Buckets with a state file (a mount of ours, alive or not)."""
-    meta = state_dir()
+    meta = state_dir(scope)
     return sorted(p.stem for p in meta.glob("*.json")) if meta.is_dir() else []
 
 
@@ -132,6 +150,9 @@ def ensure_runtime(paths: BucketPaths) -> None:
     """Create the runtime tree for one bucket, checking every directory we own on the way."""
     base = runtime_dir()
     ensure_private_dir(base)
+    if paths.scope:
+        ensure_private_dir(base / "jobs")
+        ensure_private_dir(scope_dir(paths.scope))
     for sub in (paths.mount_point.parent, paths.state.parent, paths.cache.parent):
         ensure_private_dir(sub)
     ensure_private_dir(paths.cache)
