@@ -152,7 +152,7 @@ class WriteResult:
     ending: str
     written: int  # files the job reported written (0 if it never got that far)
     on_server: int  # of those, complete on the S3 server after the job (+ settle time)
-    in_cache: int  # files left in the node-local VFS cache
+    stranded: int  # in the node-local VFS cache but not (complete) on the server
     dead_mounts: int  # mount points left answering ENOTCONN
     state: str
     exit_code: str
@@ -161,11 +161,11 @@ class WriteResult:
 
     def row(self) -> str:
         return (f"| {self.pattern} | {self.ending} | {self.written} | {self.on_server} | "
-                f"{self.in_cache} | {self.dead_mounts} | {self.state} {self.exit_code} |")
+                f"{self.stranded} | {self.dead_mounts} | {self.state} {self.exit_code} |")
 
 
-TABLE_HEAD = ("| pattern | way of ending | files written | on server | in node cache | dead mounts "
-              "| job state |\n|---|---|---|---|---|---|---|")
+TABLE_HEAD = ("| pattern | way of ending | files written | on server | stranded in node cache "
+              "| dead mounts | job state |\n|---|---|---|---|---|---|---|")
 
 
 def count_on_server(s3: S3Server, bucket: str, expected: dict[str, int] | None = None) -> int:
@@ -175,10 +175,13 @@ def count_on_server(s3: S3Server, bucket: str, expected: dict[str, int] | None =
                if (out / n).is_file() and (out / n).stat().st_size == size)
 
 
-def count_in_cache(cluster: SlurmCluster, bucket: str) -> int:
-    cache = cluster.runtime_dir / "buckets" / "cache" / bucket
-    names = set(expected_files())
-    return sum(1 for d, _s, files in os.walk(cache / "vfs") for f in files if f in names)
+def count_stranded(cluster: SlurmCluster, s3: S3Server, bucket: str) -> int:
+    """Written files in the bucket's node-local VFS cache that are not complete on the server."""
+    cache = cluster.runtime_dir / "buckets" / "cache" / bucket / "vfs"
+    out = s3.data / bucket / "out"
+    expected = expected_files()
+    return sum(1 for _d, _s, files in os.walk(cache) for f in files
+               if f in expected and not ((out / f).is_file() and (out / f).stat().st_size == expected[f]))
 
 
 def dead_mounts(cluster: SlurmCluster) -> int:
@@ -232,7 +235,7 @@ def run_write_scenario(cluster: SlurmCluster, s3: S3Server, pattern: str, ending
     time.sleep(settle)
     written = len(expected_files()) if f"WROTE {SMALL_FILES + 1}" in job.output else 0
     result = WriteResult(pattern, ending, written, count_on_server(s3, bucket),
-                         count_in_cache(cluster, bucket), dead_mounts(cluster), job.state,
+                         count_stranded(cluster, s3, bucket), dead_mounts(cluster), job.state,
                          job.exit_code, round(seconds, 1), job.output)
     cluster.reset_user_runtime()
     return result
