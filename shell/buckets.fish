@@ -18,16 +18,15 @@ function cdbucket --description 'Mount an S3 bucket if needed, then cd into it'
         echo "cdbucket: mount-bucket not found on PATH (run install.sh, or add ~/.local/bin to PATH)" >&2
         return 127
     end
-    # mount-bucket prints "mounted R:B at MP; link LINK" or "already mounted R:B at MP; link LINK".
-    set -l out (command mount-bucket -- $argv[1])
+    # --print-link: the link's path and nothing else (machine-readable, no parsing of prose).
+    set -l link (command mount-bucket --print-link -- $argv[1])
     set -l rc $status
     if test $rc -ne 0
         echo "cdbucket: could not mount '$argv[1]'; staying in $PWD" >&2
         return $rc
     end
-    set -l link (string replace -rf '^.*; link ' '' -- $out[-1])
     if test -z "$link"; or not test -d "$link"
-        echo "cdbucket: mount-bucket did not report a usable link for '$argv[1]': $out" >&2
+        echo "cdbucket: mount-bucket did not report a usable link for '$argv[1]': $link" >&2
         return 1
     end
     if set -q argv[2]

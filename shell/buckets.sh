@@ -23,17 +23,16 @@ cdbucket() {
         printf '%s\n' "cdbucket: mount-bucket not found on PATH (run install.sh, or add ~/.local/bin to PATH)" >&2
         return 127
     fi
-    local out rc link
-    # mount-bucket prints "mounted R:B at MP; link LINK" or "already mounted R:B at MP; link LINK".
-    out="$(command mount-bucket -- "$1")"
+    local rc link
+    # --print-link: the link's path and nothing else (machine-readable, no parsing of prose).
+    link="$(command mount-bucket --print-link -- "$1")"
     rc=$?
     if [ "$rc" -ne 0 ]; then
         printf '%s\n' "cdbucket: could not mount '$1'; staying in $PWD" >&2
         return "$rc"
     fi
-    link="${out##*; link }"
-    if [ "$link" = "$out" ] || [ ! -d "$link" ]; then
-        printf '%s\n' "cdbucket: mount-bucket did not report a usable link for '$1': $out" >&2
+    if [ -z "$link" ] || [ ! -d "$link" ]; then
+        printf '%s\n' "cdbucket: mount-bucket did not report a usable link for '$1': $link" >&2
         return 1
     fi
     builtin cd -- "$link${2:+/$2}" || return

@@ -115,7 +115,7 @@ $STUB_ROOT/teamspace-lrm" ] || { echo "$sh: $output"; return 1; }
     in_shell fish "source '$FISH'; cdbucket teamspace-lrm; echo rc=\$status; pwd"
     [ "$output" = "rc=0
 $STUB_ROOT/teamspace-lrm" ]
-    grep -qx 'mount-bucket -- teamspace-lrm' "$STUB_LOG"
+    grep -qx 'mount-bucket --print-link -- teamspace-lrm' "$STUB_LOG"
 }
 
 @test "cdbucket BUCKET SUBPATH (with a space) lands below the link" {

@@ -159,7 +159,7 @@ def _doctor(remote: str, bucket: Optional[str], write: bool) -> NoReturn:
               help="Wait until every upload queued so far reached S3 (BUCKET, or all mounts); "
                    "exit 1 with rclone's error when uploads keep failing.")
 @click.option("--timeout", type=click.FloatRange(min=0), default=600, show_default=True,
-              metavar="SECONDS", help="With --sync: how long to wait for uploads.")
+              metavar="SECONDS", help="With --sync or -- CMD: how long to wait for uploads.")
 @click.option("--write", is_flag=True,
               help="With --doctor BUCKET: also put and delete one small object.")
 @click.option("--json", "as_json", is_flag=True,
@@ -174,6 +174,11 @@ def mount_cmd(bucket: Optional[str], root: Optional[str], remote: str, profile: 
     """Mount the S3 bucket BUCKET (or s3://BUCKET) and link it at <root>/BUCKET.
 
     One rclone mount per bucket lives at /tmp/$USER/rclone/BUCKET; each call adds a symlink.
+    Inside a SLURM job the mount is the job's own and ends with it (see the README's "On SLURM").
+
+    mount-bucket BUCKET [OPTIONS] -- CMD [ARGS...] runs CMD with the bucket mounted, passes
+    SIGTERM/SIGINT/SIGHUP/SIGUSR1/SIGUSR2 on to it, waits for it, waits until its writes
+    reached S3, and exits with CMD's status.
     """
     modes = [name for name, on in (("--list", list_), ("--status", status_),
                                    ("--doctor", doctor), ("--sync", sync_)) if on]
@@ -200,7 +205,14 @@ def mount_cmd(bucket: Optional[str], root: Optional[str], remote: str, profile: 
         _print_status(bucket, as_json, quiet)
     from .mounts import mount
 
+    command = (click.get_current_context().obj or {}).get("command")
+    if command:
+        if modes or as_json or print_link:
+            raise click.UsageError("'-- CMD' goes with a plain mount, not with other modes")
+        _run_under_mount(bucket, command, root, remote, profile, timeout, quiet)
     result = _run(mount, bucket, root, remote, profile)
+    if not quiet and not as_json and not print_link:
+        _warn_job_end(result)
     if as_json:
         import json
 
@@ -215,6 +227,30 @@ def mount_cmd(bucket: Optional[str], root: Optional[str], remote: str, profile: 
 
 
 # ---------------------------------------------------------------------------- unmount-bucket
+
+
+def _warn_job_end(result) -> None:
+    """Inside a SLURM batch script: say, once, how to end the job without losing writes."""
+    from . import slurm
+
+    step = slurm.current()
+    if step is None or step.is_srun_step or not result.scope:
+        return
+    click.echo(f"note: this mount ends with {step.describe()}; end the script with "
+               f"'mount-bucket --sync' (or run your program as 'exec mount-bucket "
+               f"{result.bucket} -- CMD') so every write reaches S3 first", err=True)
+
+
+def _run_under_mount(bucket: str, command: tuple, root: Optional[str], remote: str,
+                     profile: Optional[str], timeout: float, quiet: bool) -> NoReturn:
+    from .wrapper import run_mounted
+
+    def report(line: str) -> None:
+        click.echo(line, err=True)
+
+    code = _run(run_mounted, bucket, list(command), root, remote, profile, timeout, report,
+                lambda b: _UploadProgress(b, quiet, "uploading"))
+    sys.exit(code)
 
 
 class _UploadProgress:
@@ -324,10 +360,11 @@ def unmount_cmd(bucket: Optional[str], all_: bool, stale: bool, force: bool, tim
         sys.exit(1)
 
 
-def _main(command: click.Command, prog: str) -> NoReturn:
+def _main(command: click.Command, prog: str, args: Optional[list[str]] = None,
+          obj: Optional[dict] = None) -> NoReturn:
     """Run a command; a usage error is one line that says what to do, exit 2."""
     try:
-        code = command.main(prog_name=prog, standalone_mode=False)
+        code = command.main(args, prog_name=prog, standalone_mode=False, obj=obj)
     except click.UsageError as exc:
         click.echo(f"error: {exc.format_message()} — see '{prog} --help'", err=True)
         sys.exit(2)
@@ -340,7 +377,31 @@ def _main(command: click.Command, prog: str) -> NoReturn:
     sys.exit(code if isinstance(code, int) else 0)
 
 
+_VALUE_OPTIONS = {"--root", "--remote", "--profile", "--timeout"}
+
+
+def split_command(args: list[str]) -> tuple[list[str], list[str]]:
+    """`mount-bucket [OPTIONS] BUCKET [OPTIONS] -- CMD ARGS...`: (our args, CMD). A `--` with
+    no BUCKET before it (`mount-bucket -- BUCKET`) only ends the options."""
+    if "--" not in args:
+        return args, []
+    cut = args.index("--")
+    before, after = args[:cut], args[cut + 1:]
+    skip = False
+    for token in before:
+        if skip:
+            skip = False
+        elif token in _VALUE_OPTIONS:
+            skip = True
+        elif not token.startswith("-"):
+            return before, after
+    return args, []
+
+
 def mount_main() -> None:
+    ours, command = split_command(sys.argv[1:])
+    if command:
+        _main(mount_cmd, "mount-bucket", ours, {"command": command})
     _main(mount_cmd, "mount-bucket")
 
 

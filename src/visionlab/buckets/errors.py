@@ -65,6 +65,10 @@ class MountFailed(BucketsError):
     pass
 
 
+class MountDiesWithStep(BucketsError):
+    """A plain mount inside an srun step would die with the step."""
+
+
 class NotMounted(BucketsError):
     exit_code = 3
 

@@ -57,11 +57,18 @@ class BucketPaths(NamedTuple):
     log: Path
     socket: Path
     cache: Path
+    holds: Path  # one file per process running under the mount (`mount-bucket B -- CMD`)
 
 
 def scope_dir(scope: str = "") -> Path:
     """The tree of one scope: "" for this user's own mounts, else a SLURM job's or step's."""
     return runtime_dir() / "jobs" / scope if scope else runtime_dir()
+
+
+def scope_of(mount_point: Path) -> str:
+    """The scope a mount point of ours belongs to ('' for this user's own)."""
+    parent = Path(mount_point).parent.parent
+    return parent.name if parent.parent == runtime_dir() / "jobs" else ""
 
 
 def job_scopes() -> list[str]:
@@ -94,6 +101,7 @@ def paths_for(bucket: str, scope: str = "") -> BucketPaths:
         log=meta / f"{bucket}.log",
         socket=meta / f"{bucket}.sock",
         cache=meta / "cache" / bucket,
+        holds=meta / f"{bucket}.holds",
     )
 
 

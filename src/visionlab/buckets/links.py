@@ -71,6 +71,32 @@ def create(link: Path, target: Path) -> list[Path]:
     return created
 
 
+def retarget(link: Path, old: str, new: Path) -> bool:
+    """Point `link` from `old` to `new` atomically (a new symlink renamed over it: at no moment
+    is it missing), only if it still points at `old`. True when done."""
+    if not _points_at(link, Path(old)):
+        return False
+    tmp = link.with_name(f".{link.name}.{os.getpid()}.tmp")
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(tmp)
+    os.symlink(new, tmp)
+    try:
+        os.replace(tmp, link)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return True
+
+
+def target_of(link: Path) -> str:
+    """The text of a symlink ('' when it is not one)."""
+    try:
+        return os.readlink(link)
+    except OSError:
+        return ""
+
+
 def remove_dirs(created: Iterable[Path]) -> None:
     for directory in sorted(created, key=lambda p: len(str(p)), reverse=True):
         with contextlib.suppress(OSError):

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, NamedTuple, Optional, Union
 
-from . import layout, links, mounttable, names, procs, state
+from . import layout, links, mounttable, names, procs, slurm, state
 
 # rclone, fuse, rcconf, credentials and profiles (with subprocess, configparser, http.client
 # behind them) are imported inside the functions that start or stop rclone: --status, --list and
@@ -21,6 +21,8 @@ from . import layout, links, mounttable, names, procs, state
 from .errors import (
     BucketsError,
     BusyMount,
+    LinkConflict,
+    MountDiesWithStep,
     MountFailed,
     NotMounted,
     RemoteMismatch,
@@ -54,6 +56,7 @@ class MountInfo(NamedTuple):
     stranded: int = 0  # dead mounts: files in the cache that never reached S3
     stranded_files: list[str] = []  # a NamedTuple default, never mutated
     uploads_note: str = ""  # the human summary of uploads or stranded files
+    scope: str = ""  # "" for this user's own mounts, else the SLURM job (or step) it lives in
 
     def to_dict(self) -> dict:
         data = self._asdict()
@@ -62,6 +65,7 @@ class MountInfo(NamedTuple):
 
 
 class MountResult(NamedTuple):
+    scope: str
     bucket: str
     remote: str
     link: Path
@@ -104,6 +108,73 @@ def _mounted_remote(entry: mounttable.MountEntry, st: Optional[state.MountState]
     return rclone.remote_of(entry.source)
 
 
+# ---------------------------------------------------------------------------- scopes
+#
+# Outside SLURM a bucket has one mount per user. Inside a SLURM job the mount is the job's own
+# (scope "<job>"): SLURM kills every daemon a job started when the job ends, so a mount shared
+# with another job would die under it. Inside an `srun` step a mount would die with the step:
+# the step reuses its job's mount, or (the wrapper, the Python API) mounts in scope
+# "<job>.<step>"; a plain `mount-bucket` there is refused.
+
+
+def _scope_name(step: slurm.JobStep, own_step: bool) -> str:
+    return f"{step.job}.{step.step}" if own_step else step.job
+
+
+def _scope_label(scope: str) -> str:
+    if not scope:
+        return ""
+    job, _, step = scope.partition(".")
+    return f"job {job} step {step}" if step else f"job {job}"
+
+
+def _existing_scope(bucket: str) -> str:
+    """The scope whose mount of `bucket` this process uses (for status, sync, unmount)."""
+    step = slurm.current()
+    if step is None:
+        return ""
+    if step.is_srun_step and os.path.lexists(layout.paths_for(bucket, _scope_name(step, True)).state):
+        return _scope_name(step, True)
+    return step.job
+
+
+def _mount_scope(bucket: str, held: bool) -> str:
+    """The scope a new mount of `bucket` by this process lives in."""
+    step = slurm.current()
+    if step is None:
+        return ""
+    if not step.is_srun_step:
+        return step.job
+    job_paths = layout.paths_for(bucket, step.job)
+    if mounttable.find(str(job_paths.mount_point)) and _answers(job_paths, state.load(job_paths.state))[0]:
+        return step.job  # the batch script's mount outlives this step
+    if held:
+        return _scope_name(step, True)
+    raise MountDiesWithStep(
+        f"a mount made inside srun step {step.job}.{step.step} ends with that step, so it would "
+        "die as soon as this command returns",
+        f"run your program under it: 'srun mount-bucket {bucket} -- CMD ...', or mount in the "
+        "batch script before srun",
+    )
+
+
+def _ended_job_stranded(bucket: str, skip: str) -> list[tuple[str, list[str]]]:
+    """(scope, unsaved files) of `bucket` in the caches of SLURM jobs whose mount is dead."""
+    from . import uploads
+
+    found = []
+    for scope in layout.job_scopes():
+        if scope == skip:
+            continue
+        paths = layout.paths_for(bucket, scope)
+        st = state.load(paths.state)
+        if not (st and procs.is_alive(st.pid)):
+            left = uploads.unsaved(paths)
+            if left:
+                found.append((scope, left))
+    return found
+
+
 def _info(bucket: str, paths: layout.BucketPaths, timeout: float,
           probed: Optional[tuple] = None) -> MountInfo:
     st = state.load(paths.state)
@@ -117,8 +188,11 @@ def _info(bucket: str, paths: layout.BucketPaths, timeout: float,
         condition = "alive" if alive else "stale"
     elif st:
         condition, reason = "stale", "not in the mount table (rclone exited)"
+    if condition == "stale" and st and paths.scope and not procs.is_alive(st.pid):
+        reason = f"{_scope_label(paths.scope)} ended"
     info = MountInfo(bucket=bucket, state=condition, mount_point=str(paths.mount_point),
-                     remote=remote, pid=pid, profile=profile, symlinks=symlinks, reason=reason)
+                     remote=remote, pid=pid, profile=profile, symlinks=symlinks, reason=reason,
+                     scope=_scope_label(paths.scope))
     return _with_uploads(info, paths, st, timeout) if st else info
 
 
@@ -133,11 +207,14 @@ def _with_uploads(info: MountInfo, paths: layout.BucketPaths, st: state.MountSta
         except OSError as exc:
             return info._replace(uploads_note=f"uploads unknown: rclone's rc does not answer ({exc})")
         return info._replace(uploads=found.to_dict(), uploads_note=found.describe())
-    left = uploads.unsaved(paths, st)
+    return _with_stranded(info, uploads.unsaved(paths))
+
+
+def _with_stranded(info: MountInfo, left: list[str]) -> MountInfo:
     if not left:
         return info
     note = (f"{len(left)} file(s) written but never uploaded: {', '.join(left[:5])}"
-            f"{' ...' if len(left) > 5 else ''} — they are safe in the cache; "
+            f"{' ...' if len(left) > 5 else ''} — they are safe in the cache on this node; "
             f"'mount-bucket {info.bucket}' uploads them, then 'mount-bucket --sync {info.bucket}'")
     return info._replace(stranded=len(left), stranded_files=left, uploads_note=note)
 
@@ -146,7 +223,13 @@ def status(bucket_name: str, timeout: float = PROBE_TIMEOUT) -> MountInfo:
     """The state of one bucket's mount, answered within about `timeout` seconds."""
     bucket = names.parse(bucket_name)
     layout.check_private_dir(layout.runtime_dir())
-    return _info(bucket, layout.paths_for(bucket), timeout)
+    scope = _existing_scope(bucket)
+    info = _info(bucket, layout.paths_for(bucket, scope), timeout)
+    if info.state != "alive" and not info.stranded:
+        ended = _ended_job_stranded(bucket, scope)
+        if ended:  # a SLURM job that wrote through its own mount ended before uploading
+            info = _with_stranded(info, [f for _scope, files in ended for f in files])
+    return info
 
 
 def is_mounted(bucket_name: str) -> bool:
@@ -154,23 +237,36 @@ def is_mounted(bucket_name: str) -> bool:
     return status(bucket_name).state == "alive"
 
 
-def known_buckets() -> list[str]:
-    """Buckets of this user with a state file or a mount under the mount root (no network)."""
-    found = set(layout.recorded_buckets())
-    found.update(mounttable.names_under(str(layout.mount_root())))
+def _known(scope: str) -> list[str]:
+    found = set(layout.recorded_buckets(scope))
+    found.update(mounttable.names_under(str(layout.mount_root(scope))))
     return sorted(found)
 
 
+def _all_paths(this_job_only: bool = False) -> list[layout.BucketPaths]:
+    """Every bucket of every scope (or, inside a SLURM job and asked to, of this job only)."""
+    scopes = ["", *layout.job_scopes()]
+    step = slurm.current()
+    if step and this_job_only:
+        scopes = [s for s in scopes if s == step.job or s.startswith(f"{step.job}.")]
+    return [layout.paths_for(b, scope) for scope in scopes for b in _known(scope)]
+
+
+def known_buckets() -> list[str]:
+    """Buckets of this user with a state file or a mount, in any scope (no network)."""
+    return sorted({b for scope in ["", *layout.job_scopes()] for b in _known(scope)})
+
+
 def list_mounts(timeout: float = PROBE_TIMEOUT) -> list[MountInfo]:
-    """Every bucket of this user with a mount or a state file; probes run in parallel."""
+    """Every mount of this user (its own, and its SLURM jobs' on this node), alive or not, and
+    every state file; probes run in parallel."""
     base = layout.runtime_dir()
     if not os.path.lexists(base):
         return []
     layout.check_private_dir(base)
-    buckets = known_buckets()
-    paths = {b: layout.paths_for(b) for b in buckets}
-    probes = mounttable.probe_all([str(p.mount_point) for p in paths.values()], timeout)
-    return [_info(b, paths[b], timeout, probes[str(paths[b].mount_point)]) for b in buckets]
+    paths = _all_paths()
+    probes = mounttable.probe_all([str(p.mount_point) for p in paths], timeout)
+    return [_info(p.bucket, p, timeout, probes[str(p.mount_point)]) for p in paths]
 
 
 # ---------------------------------------------------------------------------- mount
@@ -195,8 +291,28 @@ def _resolve_root(root_dir: Optional[PathLike]) -> Path:
     return Path(os.path.abspath(os.path.expanduser(text)))
 
 
+def _dead_link_of_ours(link: Path, mine: layout.BucketPaths) -> str:
+    """The target of `link` when it points at another dead mount point of ours (a SLURM job's
+    that ended), so this mount may take the link over; '' otherwise. A live one is a conflict."""
+    target = links.target_of(link)
+    if not target or target == str(mine.mount_point):
+        return ""
+    bucket = mine.bucket
+    for scope in ["", *layout.job_scopes()]:
+        paths = layout.paths_for(bucket, scope)
+        if target != str(paths.mount_point):
+            continue
+        if mounttable.find(target) and _answers(paths, state.load(paths.state))[0]:
+            where = _scope_label(scope) or "your mount outside SLURM jobs"
+            raise LinkConflict(f"{link} is the link of {where}'s mount, still in use",
+                               "pass --root DIR for this job's link (e.g. --root "
+                               "\"$TMPDIR/s3_buckets\") so neither job breaks the other")
+        return target
+    return ""
+
+
 def _request(bucket_name: str, root_dir: Optional[PathLike], remote: str,
-             profile: Optional[str]) -> _Request:
+             profile: Optional[str], held: bool) -> _Request:
     """Parse and check the arguments; nothing is created, nothing runs."""
     bucket = names.parse(bucket_name)
     if profile is not None:
@@ -204,9 +320,13 @@ def _request(bucket_name: str, root_dir: Optional[PathLike], remote: str,
 
         profiles.get(profile)
     link = _resolve_root(root_dir) / bucket
-    paths = layout.paths_for(bucket)
     layout.check_private_dir(layout.runtime_dir())
-    links.check(link, paths.mount_point)
+    paths = layout.paths_for(bucket, _mount_scope(bucket, held))
+    try:
+        links.check(link, paths.mount_point)
+    except LinkConflict:
+        if not _dead_link_of_ours(link, paths):
+            raise
     return _Request(bucket=bucket, remote=remote, profile=profile, link=link, paths=paths)
 
 
@@ -229,8 +349,11 @@ def _check_same_profile(req: _Request, st: Optional[state.MountState]) -> None:
 
 
 def _register_link(paths: layout.BucketPaths, link: Path) -> list[Path]:
-    """Create the link and record it in the state file (caller holds the lock)."""
-    created = links.create(link, paths.mount_point)
+    """Create the link (or take over one left by an ended job) and record it in the state file
+    (caller holds the lock)."""
+    old = _dead_link_of_ours(link, paths)
+    created = [] if old and links.retarget(link, old, paths.mount_point) else \
+        links.create(link, paths.mount_point)
     st = state.load(paths.state)
     if st and str(link) not in st.symlinks:
         state.save(paths.state, st._replace(symlinks=[*st.symlinks, str(link)]))
@@ -253,8 +376,8 @@ def _reuse_live(req: _Request, locked: bool = False) -> Optional[MountResult]:
     st = state.load(paths.state)
     _check_same_profile(req, st)
     _register_link(paths, req.link)
-    return MountResult(bucket=req.bucket, remote=req.remote, link=req.link,
-                       mount_point=paths.mount_point,
+    return MountResult(scope=_scope_label(paths.scope), bucket=req.bucket, remote=req.remote,
+                       link=req.link, mount_point=paths.mount_point,
                        profile=st.profile if st else "unknown", newly_mounted=False)
 
 
@@ -300,6 +423,7 @@ def _start_or_heal(req: _Request, ready: _Ready) -> MountResult:
     healed = bool(entry or st)
     if healed:
         _discard_dead_mount(paths, st)
+    _clear_ended_jobs(paths)
     new = _start(ready.spec, ready.profile.name)
     new = new._replace(symlinks=links.alive(st.symlinks, paths.mount_point) if st else [])
     state.save(paths.state, new)
@@ -308,15 +432,50 @@ def _start_or_heal(req: _Request, ready: _Ready) -> MountResult:
     except BaseException:
         _take_down(paths, new, lazy=False)
         raise
-    return MountResult(bucket=req.bucket, remote=req.remote, link=req.link,
-                       mount_point=paths.mount_point, profile=ready.profile.name,
+    return MountResult(scope=_scope_label(paths.scope), bucket=req.bucket, remote=req.remote,
+                       link=req.link, mount_point=paths.mount_point, profile=ready.profile.name,
                        newly_mounted=True, healed=healed)
 
 
+def _clear_ended_jobs(paths: layout.BucketPaths) -> None:
+    """Take away the dead mounts of `paths.bucket` left by SLURM jobs that ended on this node,
+    with their links; a cache holding files never uploaded becomes the new mount's cache (if it
+    has none of its own), so rclone uploads them once it starts."""
+    import shutil
+
+    from . import uploads
+
+    for scope in layout.job_scopes():
+        old = layout.paths_for(paths.bucket, scope)
+        st = state.load(old.state)
+        if scope == paths.scope or (st and procs.is_alive(st.pid)):
+            continue
+        if st or mounttable.find(str(old.mount_point)):
+            _discard_dead_mount(old, st)
+            _take_down(old, st, lazy=False)
+        if not os.path.isdir(old.cache):
+            continue
+        if uploads.unsaved(old) and not uploads.unsaved(paths):
+            shutil.rmtree(paths.cache, ignore_errors=True)
+            os.replace(old.cache, paths.cache)
+        elif not uploads.unsaved(old):
+            shutil.rmtree(old.cache, ignore_errors=True)
+        for leftover in (old.lock, old.log):
+            state.remove(leftover)
+        for directory in (old.cache.parent, old.state.parent, old.mount_point.parent,
+                          layout.scope_dir(scope)):
+            _rmdir(directory)
+
+
 def mount(bucket_name: str, root_dir: Optional[PathLike] = None,
-          remote_name: str = DEFAULT_REMOTE, profile: Optional[str] = None) -> MountResult:
-    """Mount (or reuse the mount of) a bucket and link it at <root_dir>/<bucket>."""
-    req = _request(bucket_name, root_dir, remote_name, profile)
+          remote_name: str = DEFAULT_REMOTE, profile: Optional[str] = None,
+          held: bool = False) -> MountResult:
+    """Mount (or reuse the mount of) a bucket and link it at <root_dir>/<bucket>.
+
+    `held`: the caller keeps running while the mount is used and drains it at its end (the
+    Python API, the `-- CMD` wrapper); only such a caller may mount inside an srun step.
+    """
+    req = _request(bucket_name, root_dir, remote_name, profile, held)
     reused = _reuse_live(req)
     if reused:
         return reused
@@ -334,7 +493,7 @@ def mount_bucket(bucket_name: str, root_dir: Optional[PathLike] = None,
     """
     from . import exitdrain
 
-    result = mount(bucket_name, root_dir, remote_name, profile)
+    result = mount(bucket_name, root_dir, remote_name, profile, held=True)
     exitdrain.hold(result.bucket)
     return result.link
 
@@ -489,18 +648,26 @@ def _rmdir(path: Path) -> None:
 def sync(bucket_name: Optional[str] = None, timeout: float = DRAIN_TIMEOUT,
          progress: Optional[Callable[[str], uploads_mod.Progress]] = None) -> list[str]:
     """Wait until every upload queued so far reached S3: one bucket, or all live mounts of this
-    user. Returns the buckets synced; raises UploadsFailing / PendingUploads / NotMounted."""
+    user (inside a SLURM job: of this job). Returns the buckets synced; raises UploadsFailing /
+    PendingUploads / NotMounted."""
     from . import uploads
 
+    layout.check_private_dir(layout.runtime_dir())
     if bucket_name is not None:
-        targets = [names.parse(bucket_name)]
-        if status(targets[0]).state != "alive":
-            raise NotMounted(f"{targets[0]} is not mounted (or its mount is dead)",
-                             f"see 'mount-bucket --status {targets[0]}'")
+        bucket = names.parse(bucket_name)
+        chosen = [layout.paths_for(bucket, _existing_scope(bucket))]
+        if status(bucket).state != "alive":
+            raise NotMounted(f"{bucket} is not mounted (or its mount is dead)",
+                             f"see 'mount-bucket --status {bucket}'")
     else:
-        targets = [m.bucket for m in list_mounts() if m.state == "alive"]
-    for bucket in targets:
-        paths = layout.paths_for(bucket)
+        found = _all_paths(this_job_only=True)
+        probes = mounttable.probe_all([str(p.mount_point) for p in found], PROBE_TIMEOUT)
+        chosen = [p for p in found if mounttable.find(str(p.mount_point))
+                  and _answers(p, state.load(p.state), probes[str(p.mount_point)])[0]]
+    targets = []
+    for paths in chosen:
+        bucket = paths.bucket
+        targets.append(bucket)
         try:
             uploads.wait_uploaded(paths, state.load(paths.state), timeout,
                                   progress(bucket) if progress else None)
@@ -511,10 +678,10 @@ def sync(bucket_name: Optional[str] = None, timeout: float = DRAIN_TIMEOUT,
 
 
 def unmount(bucket_name: str, timeout: float = DRAIN_TIMEOUT, force: bool = False,
-            progress: Optional[Progress] = None) -> UnmountResult:
+            progress: Optional[Progress] = None, scope: Optional[str] = None) -> UnmountResult:
     """Drain pending uploads, unmount, and remove the mount point and our symlinks."""
     bucket = names.parse(bucket_name)
-    paths = layout.paths_for(bucket)
+    paths = layout.paths_for(bucket, _existing_scope(bucket) if scope is None else scope)
     base = layout.runtime_dir()
     not_mounted = NotMounted(f"{bucket} is not mounted", "see 'mount-bucket --list'")
     if not os.path.lexists(base):
@@ -555,15 +722,27 @@ def unmount_bucket(bucket_name: str, timeout: float = DRAIN_TIMEOUT, force: bool
     unmount(bucket_name, timeout=timeout, force=force)
 
 
+def _own_paths() -> list[layout.BucketPaths]:
+    """The mounts `--all` acts on: this SLURM job's, else this user's own (never a running
+    job's)."""
+    if slurm.current():
+        return _all_paths(this_job_only=True)
+    return [layout.paths_for(b) for b in _known("")]
+
+
 def unmount_all(timeout: float = DRAIN_TIMEOUT, force: bool = False,
                 progress: Optional[Callable[[str], Progress]] = None
                 ) -> list[Union[UnmountResult, BucketsError]]:
-    """Unmount every bucket of this user; one failure does not stop the others."""
+    """Unmount every bucket of this user (inside a SLURM job: of this job); one failure does
+    not stop the others."""
+    if not os.path.lexists(layout.runtime_dir()):
+        return []
+    layout.check_private_dir(layout.runtime_dir())
     results: list[Union[UnmountResult, BucketsError]] = []
-    for info in list_mounts():
+    for paths in _own_paths():
         try:
-            results.append(unmount(info.bucket, timeout, force,
-                                   progress(info.bucket) if progress else None))
+            results.append(unmount(paths.bucket, timeout, force,
+                                   progress(paths.bucket) if progress else None, paths.scope))
         except NotMounted:
             continue
         except BucketsError as exc:
@@ -572,13 +751,14 @@ def unmount_all(timeout: float = DRAIN_TIMEOUT, force: bool = False,
 
 
 def sweep_stale() -> list[UnmountResult]:
-    """Clean every dead mount and orphaned rclone (by the pid in its state file) of this user."""
+    """Clean every dead mount and orphaned rclone (by the pid in its state file) of this user,
+    the dead mounts of ended SLURM jobs on this node included."""
     cleaned = []
-    for info in list_mounts():
+    for info, paths in zip(list_mounts(), _all_paths()):
         if info.state != "stale":
             continue
         try:
-            cleaned.append(unmount(info.bucket))
+            cleaned.append(unmount(paths.bucket, scope=paths.scope))
         except NotMounted:
             continue
     return cleaned

@@ -435,10 +435,17 @@ def upload_failures(log: Path, since: int = 0) -> dict[str, str]:
     return failures
 
 
-def unsaved_files(cache_dir: Path, remote: str, bucket: str) -> list[str]:
+def unsaved_files(cache_dir: Path, bucket: str) -> list[str]:
     """Files rclone's VFS cache holds that were written and never uploaded ("Dirty" in their
-    metadata): what a killed rclone left behind. The next mount with this cache uploads them."""
-    meta = Path(cache_dir) / "vfsMeta" / remote / bucket
+    metadata, under vfsMeta/<remote>/<bucket>/): what a killed rclone left behind. The next
+    mount of that remote with this cache uploads them."""
+    found = []
+    for meta in sorted(Path(cache_dir).glob(f"vfsMeta/*/{bucket}")):
+        found += _dirty_under(meta)
+    return sorted(found)
+
+
+def _dirty_under(meta: Path) -> list[str]:
     found = []
     for dirpath, _dirs, files in os.walk(meta):
         for name in files:
@@ -450,7 +457,7 @@ def unsaved_files(cache_dir: Path, remote: str, bucket: str) -> list[str]:
                 continue
             if dirty:
                 found.append(os.path.relpath(path, meta))
-    return sorted(found)
+    return found
 
 
 def write_test(binary: str, config: Path, remote: str, bucket: str, key: str) -> Optional[str]:

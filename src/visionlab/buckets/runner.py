@@ -74,3 +74,37 @@ def spawn_detached(argv: Sequence[str], log_path: str) -> Optional[int]:
     if not launcher.ok or not pid_text.isdigit():
         return None
     return int(pid_text)
+
+
+def run_foreground(argv: Sequence[str], forward: Sequence[int]) -> int:
+    """Run argv with our stdin/stdout/stderr, pass the signals in `forward` on to it, wait for it
+    and return its exit status (128+N when signal N ended it, 127 when it does not exist).
+
+    SIGINT is passed on only when no terminal would deliver it to the command itself.
+    """
+    import signal
+    import sys
+
+    try:
+        child = subprocess.Popen(list(argv))
+    except (FileNotFoundError, PermissionError) as exc:
+        print(f"error: {argv[0]}: {exc.strerror}", file=sys.stderr)
+        return 127 if isinstance(exc, FileNotFoundError) else 126
+
+    def pass_on(signum: int, frame: object) -> None:
+        if child.poll() is None:
+            child.send_signal(signum)
+
+    interactive = sys.stdin is not None and sys.stdin.isatty()
+    previous = {}
+    for sig in forward:
+        if sig == signal.SIGINT and interactive:
+            previous[sig] = signal.signal(sig, signal.SIG_IGN)  # the terminal tells the command
+        else:
+            previous[sig] = signal.signal(sig, pass_on)
+    try:
+        code = child.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 128 - code if code < 0 else code

@@ -54,11 +54,9 @@ def report(paths: layout.BucketPaths, st: Optional[state.MountState],
                         names=queue.names, failing_names=[item.name for item in failing])
 
 
-def unsaved(paths: layout.BucketPaths, st: Optional[state.MountState]) -> list[str]:
+def unsaved(paths: layout.BucketPaths) -> list[str]:
     """Files a dead mount's cache holds that never reached S3."""
-    if not st:
-        return []
-    return rclone.unsaved_files(paths.cache, st.remote, paths.bucket)
+    return rclone.unsaved_files(paths.cache, paths.bucket)
 
 
 def _shown(names: list[str], limit: int = 10) -> str:
