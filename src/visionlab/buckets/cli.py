@@ -407,3 +407,89 @@ def mount_main() -> None:
 
 def unmount_main() -> None:
     _main(unmount_cmd, "unmount-bucket")
+
+
+# =============================================================================================
+# `visionlab-buckets`: the setup commands install.sh hands over to (rclone.conf, credentials,
+# facts). Kept as one block at the end of this module; the logic lives in setup.py.
+
+
+@click.group(context_settings=_CONTEXT)
+@click.version_option(__version__, "-V", "--version", prog_name="visionlab-buckets")
+def setup_group() -> None:
+    """Set this machine up for mount-bucket (install.sh runs these)."""
+
+
+def _setup_say(line: str) -> None:
+    click.echo(line)
+
+
+def _setup_warn(line: str) -> None:
+    click.echo(f"warning: {line}", err=True)
+
+
+@setup_group.command("config-file")
+def config_file_cmd() -> None:
+    """Print the rclone.conf rclone reads here (rclone's own lookup rule)."""
+    from . import setup
+
+    click.echo(str(setup.config_file()))
+
+
+@setup_group.command("seed-config")
+@click.option("--dry-run", is_flag=True, help="Say what would change; change nothing.")
+def seed_config_cmd(dry_run: bool) -> None:
+    """Add the s3_remote and s3_remote_private remotes to rclone.conf if missing.
+
+    The rest of the file is kept byte for byte; the old file is backed up first.
+    """
+    from . import setup
+
+    try:
+        setup.seed(dry_run=dry_run, say=_setup_say, warn=_setup_warn)
+    except BucketsError as exc:
+        _fail(exc)
+
+
+@setup_group.command("purge-config")
+@click.option("--dry-run", is_flag=True, help="Say what would change; change nothing.")
+def purge_config_cmd(dry_run: bool) -> None:
+    """Remove s3_remote and s3_remote_private from rclone.conf if they are as seeded."""
+    from . import setup
+
+    try:
+        setup.purge(dry_run=dry_run, say=_setup_say, warn=_setup_warn)
+    except BucketsError as exc:
+        _fail(exc)
+
+
+@setup_group.command("credentials")
+@click.option("--shell", "shell", type=click.Choice(["bash", "zsh", "fish"]), default=None,
+              help="The shell to print lines for [default: from $SHELL].")
+@click.option("--lightning", is_flag=True, help="Lightning Studio: credentials go in its settings.")
+def credentials_cmd(shell: Optional[str], lightning: bool) -> None:
+    """Say where AWS credentials come from (never their values), or what to add where.
+
+    Exits 0 when credentials were found, 1 when not.
+    """
+    from . import credentials, setup
+
+    if shell is None:
+        shell = os.path.basename(os.environ.get("SHELL") or "bash")
+        shell = shell if shell in setup.SHELLS else "bash"
+    for line in setup.credential_lines(shell, lightning):
+        click.echo(line)
+    sys.exit(0 if credentials.source() else 1)
+
+
+@setup_group.command("facts")
+def facts_cmd() -> None:
+    """Print KEY=value lines for scripts: config file, remotes, minimum rclone version, ..."""
+    from . import setup
+
+    for key, value in setup.facts():
+        click.echo(f"{key}={value}")
+
+
+def setup_main() -> None:
+    _main(setup_group, "visionlab-buckets")

@@ -49,6 +49,22 @@ def config_path(binary: Optional[str] = None) -> Path:
     return default
 
 
+def parse_remotes(text: str, path: Path) -> dict[str, dict[str, str]]:
+    """The sections of rclone.conf text as {name: {key: value}} (the file only, no environment)."""
+    parser = configparser.ConfigParser(interpolation=None, strict=False)
+    try:
+        parser.read_string(text, source=str(path))
+    except configparser.Error as exc:
+        first = str(exc).splitlines()[0]
+        raise RemoteNotFound(f"cannot parse {path}: {first}", "fix the file or run install.sh") from exc
+    return {name: dict(parser.items(name)) for name in parser.sections()}
+
+
+def seed_text(name: str) -> str:
+    """The section install.sh adds for seed remote `name`, as rclone.conf text."""
+    return f"[{name}]\n" + "".join(f"{k} = {v}\n" for k, v in SEED_REMOTES[name].items())
+
+
 def read_remotes(path: Optional[Path] = None) -> Optional[dict[str, dict[str, str]]]:
     """The remotes of rclone.conf as {name: {key: value}}; None when the file is encrypted.
 
@@ -64,14 +80,7 @@ def read_remotes(path: Optional[Path] = None) -> Optional[dict[str, dict[str, st
         raise RemoteNotFound(f"cannot read {path}: {exc.strerror}", "check its permissions") from exc
     if ENCRYPTED_MARKER in text:
         return None
-    parser = configparser.ConfigParser(interpolation=None, strict=False)
-    try:
-        parser.read_string(text, source=str(path))
-    except configparser.Error as exc:
-        first = str(exc).splitlines()[0]
-        raise RemoteNotFound(f"cannot parse {path}: {first}", "fix the file or run install.sh") from exc
-    for name in parser.sections():
-        remotes[name] = dict(parser.items(name))
+    remotes.update(parse_remotes(text, path))
     for key, value in os.environ.items():
         match = re.fullmatch(r"RCLONE_CONFIG_([A-Z0-9_]+)_TYPE", key)
         if match:

@@ -8,6 +8,10 @@ INSTALL_SH="$REPO_ROOT/install.sh"
 REAL_TOOLS="bash sh cat grep awk sed mkdir mktemp mv cp rm rmdir chmod date cmp head tail tr
 basename dirname ln cut sort env touch ls find sha256sum unzip wc true false"
 RCLONE_FAKE_VERSION="1.71.0"
+# The real Python (with click) that runs the real `visionlab-buckets` setup commands.
+STUB_REAL_PYTHON="$REPO_ROOT/.venv/bin/python"
+[ -x "$STUB_REAL_PYTHON" ] || STUB_REAL_PYTHON="$(type -P python3)"
+export STUB_REAL_PYTHON STUB_REPO_SRC="$REPO_ROOT/src"
 
 setup_sandbox() {
     T="$BATS_TEST_TMPDIR"
@@ -30,7 +34,10 @@ setup_sandbox() {
     unset CI NONINTERACTIVE SLURM_JOB_ID LIGHTNING_CLOUD_PROJECT_ID LIGHTNING_CLOUDSPACE_HOST
     unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_PROFILE AWS_SHARED_CREDENTIALS_FILE
     unset RCLONE_CONFIG XDG_CONFIG_HOME XDG_DATA_HOME ZDOTDIR UV_TOOL_BIN_DIR UV_TOOL_DIR
-    unset STUB_UID STUB_SUDO STUB_UNAME_S STUB_UNAME_M STUB_RCLONE_VERSION STUB_DOCTOR_RC
+    unset STUB_UID STUB_SUDO STUB_UNAME_S STUB_UNAME_M STUB_RCLONE_VERSION STUB_DOCTOR_RC STUB_CURL_DOWN
+    unset STUB_UV_INSTALL_FAIL
+    unset AWS_CONFIG_FILE AWS_DEFAULT_PROFILE AWS_WEB_IDENTITY_TOKEN_FILE
+    unset AWS_CONTAINER_CREDENTIALS_RELATIVE_URI AWS_CONTAINER_CREDENTIALS_FULL_URI
     while read -r var; do unset "$var"; done < <(compgen -e | grep '^VISIONLAB_BUCKETS_' || true)
     export SHELL=/bin/bash
     export VISIONLAB_BUCKETS_OS_RELEASE="$T/os-release"
