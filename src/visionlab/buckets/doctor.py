@@ -105,6 +105,21 @@ def _config_path():
         return rcconf.config_path()
 
 
+def _stranded() -> list[Check]:
+    """Dead mounts (a killed rclone, an ended SLURM job) whose cache holds unsaved files."""
+    from . import mounts
+
+    try:
+        found = [m for m in mounts.list_mounts() if m.stranded]
+    except BucketsError:
+        return []
+    return [Check("warn", f"stranded {m.bucket}",
+                  f"{m.stranded} file(s) written but never uploaded"
+                  + (f" ({m.scope})" if m.scope else ""),
+                  f"'mount-bucket {m.bucket}' uploads them, then 'mount-bucket --sync {m.bucket}'")
+            for m in found]
+
+
 def _runtime() -> Check:
     base = layout.runtime_dir()
     try:
@@ -144,7 +159,7 @@ def run_checks(remote: str = "s3_remote", bucket: Optional[str] = None,
     steps: list[Callable[[], object]] = [
         lambda: Check("ok", "platform", platform.get_platform_name()),
         _rclone, _fuse, lambda: _config(remote), lambda: _credentials(remote),
-        lambda: _endpoint(remote), _runtime,
+        lambda: _endpoint(remote), _runtime, _stranded,
     ]
     if bucket:
         steps.append(lambda: _bucket(remote, bucket))

@@ -29,6 +29,20 @@ def hold(bucket: str) -> None:
     if first:
         atexit.register(_drain_at_exit)
         _exit_on_sigterm()
+        _warn_no_sigterm()
+
+
+def _warn_no_sigterm() -> None:
+    """Inside a SLURM job, a process that is not the job's own (a child of the batch shell) gets
+    SIGKILL with no warning on scancel or at the time limit: say so, once."""
+    from . import slurm
+
+    step = slurm.current()
+    if step is None or slurm.parent_is_slurmstepd():
+        return
+    print(f"visionlab-buckets: note: in {step.describe()} this process gets no SIGTERM on scancel "
+          "or at the time limit (only SIGKILL), so writes of its last seconds could be stranded; "
+          "start it as 'exec python ...' or 'srun python ...'", file=sys.stderr, flush=True)
 
 
 def _exit_on_sigterm() -> None:
