@@ -160,10 +160,13 @@ def _mount_scope(bucket: str, held: bool) -> str:
 
 def _ended_job_stranded(bucket: str, skip: str) -> list[tuple[str, list[str]]]:
     """(scope, unsaved files) of `bucket` in the caches of SLURM jobs whose mount is dead."""
+    found: list[tuple[str, list[str]]] = []
+    scopes = layout.job_scopes()
+    if not scopes:
+        return found
     from . import uploads
 
-    found = []
-    for scope in layout.job_scopes():
+    for scope in scopes:
         if scope == skip:
             continue
         paths = layout.paths_for(bucket, scope)

