@@ -1,0 +1,9 @@
+"""Mount profiles: the CLI offers exactly the profiles that exist."""
+
+from __future__ import annotations
+
+
+def test_cli_profile_names_match_profiles():
+    from visionlab.buckets import cli, profiles
+
+    assert sorted(cli.PROFILE_NAMES) == sorted(profiles.PROFILES)
