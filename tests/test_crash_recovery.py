@@ -9,7 +9,7 @@ import time
 from conftest import BUCKET, needs_fuse
 from helpers_mounts import cli, fuse_mounts, rclone_pids
 
-from visionlab.buckets import is_mounted, mount_bucket, status, unmount_bucket
+from visionlab.buckets import is_mounted, mount_bucket, procs, status, unmount_bucket
 
 pytestmark = needs_fuse
 
@@ -47,7 +47,9 @@ def test_writes_pending_when_rclone_died_are_uploaded_by_next_mount(env):
     # FUSE delivers a file's final release to rclone asynchronously after close(); a kill within
     # those milliseconds can beat rclone's own bookkeeping (seen once in ~30 runs under load).
     time.sleep(0.5)
-    os.kill(status(BUCKET).pid, signal.SIGKILL)  # still well before the 5 s write-back
+    pid = status(BUCKET).pid
+    os.kill(pid, signal.SIGKILL)  # still well before the 5 s write-back
+    assert procs.wait_exit(pid, 5)  # a kill takes effect a moment later: heal a dead mount
     server = env["s3"].data / BUCKET
     assert not any((server / f"unsaved_{i}.txt").exists() for i in range(5))
     mount_bucket(BUCKET)  # heals, same cache dir

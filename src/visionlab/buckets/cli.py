@@ -309,7 +309,9 @@ def _describe_unmount(result) -> str:
     what = "cleaned up stale mount" if result.was_stale else (
         "lazily unmounted" if result.lazy else "unmounted")
     links = f"; removed {len(result.removed_links)} link(s)" if result.removed_links else ""
-    return f"{what} {result.remote}:{result.bucket} from {result.mount_point}{links}"
+    kept = (f"\n  {len(result.stranded)} file(s) never uploaded are kept in the cache on this "
+            f"node: 'mount-bucket {result.bucket}' uploads them" if result.stranded else "")
+    return f"{what} {result.remote}:{result.bucket} from {result.mount_point}{links}{kept}"
 
 
 @click.command(context_settings=_CONTEXT)

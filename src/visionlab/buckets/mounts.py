@@ -85,6 +85,7 @@ class UnmountResult(NamedTuple):
     was_stale: bool
     lazy: bool  # what was done: True only when the mount was busy and detached lazily
     removed_links: list[str]
+    stranded: list[str] = []  # a dead mount's files never uploaded, kept in its cache
 
 
 # ---------------------------------------------------------------------------- status
@@ -615,8 +616,15 @@ def _detach(paths: layout.BucketPaths, lazy_if_busy: bool) -> bool:
     if not mounttable.find(target):
         return False
     result = fuse.unmount(target, lazy=False)
-    if result.ok or not mounttable.find(target):
-        return False
+    # Busy with no holder to name: a syscall still in flight (a probe that was waiting on a hung
+    # rclone, say) holds the mount for a moment. Try again briefly before calling it busy.
+    for _ in range(20):
+        if result.ok or not mounttable.find(target):
+            return False
+        if not fuse.is_busy_error(result) or procs.holders(target, limit=1):
+            break
+        time.sleep(0.1)
+        result = fuse.unmount(target, lazy=False)
     holder = procs.holders(target)
     if fuse.is_busy_error(result) or holder:
         if lazy_if_busy:
@@ -705,6 +713,8 @@ def unmount(bucket_name: str, timeout: float = DRAIN_TIMEOUT, force: bool = Fals
                 uploads.wait_uploaded(paths, st, timeout, progress,
                                       again=f"unmount-bucket {bucket}")
             except OSError as exc:
+                if st and st.pid and not procs.is_alive(st.pid):
+                    return _clean_dead(paths, st, remote)  # rclone died just now
                 if not force:
                     raise BucketsError(
                         f"cannot ask rclone about pending uploads ({exc})",
@@ -714,10 +724,19 @@ def unmount(bucket_name: str, timeout: float = DRAIN_TIMEOUT, force: bool = Fals
             removed = _take_down(paths, st, lazy=lazy)
             return UnmountResult(bucket=bucket, mount_point=str(paths.mount_point), remote=remote,
                                  was_stale=False, lazy=lazy, removed_links=removed)
-        _discard_dead_mount(paths, st)
-        removed = _take_down(paths, st, lazy=False)
-        return UnmountResult(bucket=bucket, mount_point=str(paths.mount_point), remote=remote,
-                             was_stale=True, lazy=False, removed_links=removed)
+        return _clean_dead(paths, st, remote)
+
+
+def _clean_dead(paths: layout.BucketPaths, st: Optional[state.MountState],
+                remote: Optional[str]) -> UnmountResult:
+    """Unmount a dead mount; its cache (with any files never uploaded) stays for the next one."""
+    from . import uploads
+
+    _discard_dead_mount(paths, st)
+    removed = _take_down(paths, st, lazy=False)
+    return UnmountResult(bucket=paths.bucket, mount_point=str(paths.mount_point), remote=remote,
+                         was_stale=True, lazy=False, removed_links=removed,
+                         stranded=uploads.unsaved(paths))
 
 
 def unmount_bucket(bucket_name: str, timeout: float = DRAIN_TIMEOUT, force: bool = False) -> None:
