@@ -112,6 +112,8 @@ def _print_status(bucket: str, as_json: bool, quiet: bool) -> NoReturn:
     elif not quiet:
         if info.state == "not-mounted":
             click.echo(f"{info.bucket}: not mounted")
+            if info.uploads_note:  # files an ended SLURM job left unsaved on this node
+                click.echo(f"  {info.uploads_note}")
         else:
             where = f"{info.remote}:{info.bucket} at {info.mount_point}"
             extra = f", pid {info.pid}" if info.pid else ""
