@@ -3,12 +3,18 @@
 Used by tests/test_slurm.py and runnable by hand (as root) to print the table
 "pattern x way of ending: files written vs files on the server":
 
-    .venv/bin/python tests/slurm_scenarios.py                 # today's patterns, end + scancel
-    .venv/bin/python tests/slurm_scenarios.py --endings end scancel timelimit --future
+    .venv/bin/python tests/slurm_scenarios.py                      # every pattern, end + scancel
+    .venv/bin/python tests/slurm_scenarios.py --patterns wrapper-exec api-srun --endings timelimit
 
 A pattern is a batch-script template (see PATTERNS); add one line there for a new way of using
-the tool. Patterns marked future=True need features not in the tool yet (the `--` wrapper,
-`--sync`); they run only with --future (today they show how the current code fails).
+the tool. Inside a job the tool mounts at <runtime>/jobs/<job>[.<step>]/rclone/<bucket> with its
+cache at <runtime>/jobs/<scope>/buckets/cache/<bucket>; outside jobs at <runtime>/rclone/<bucket>
+(cache <runtime>/buckets/cache/<bucket>): count_stranded looks at both.
+
+At the time limit the writer writes late: it waits LATE_DELAY s, then rewrites its 21 files every
+LATE_EVERY s until it is stopped, noting each finished file (name, generation) in a journal on
+local disk; "on server" then means the server holds each file's LAST generation, so rclone's
+write-back (5 s) cannot hide writes lost in the job's last seconds.
 """
 
 from __future__ import annotations
@@ -39,14 +45,20 @@ HOLD = 600  # seconds a writer keeps running after writing, when the job is ende
 # ---- job-side helper programs (written into the user's jobs dir) ------------------------------
 
 WRITER = f'''\
-"""Write {SMALL_FILES} small files and one {BIG_MIB} MiB file, then optionally keep running."""
-import argparse, os, sys, time
+"""Write {SMALL_FILES} small files and one {BIG_MIB} MiB file, then optionally keep running.
+--every S: after --delay, rewrite them every S s until stopped (generation 1, 2, ...), noting
+each finished file in --journal. SIGTERM is held back while one file is written (a program that
+finishes its checkpoint), so a file is never cut short by the signal itself."""
+import argparse, os, signal, sys, time
 from pathlib import Path
 p = argparse.ArgumentParser()
 p.add_argument("--dir")
 p.add_argument("--api", metavar="BUCKET")
 p.add_argument("--root")
 p.add_argument("--hold", type=float, default=0)
+p.add_argument("--delay", type=float, default=0)
+p.add_argument("--every", type=float, default=0)
+p.add_argument("--journal")
 a = p.parse_args()
 if a.api:
     from visionlab.buckets import mount_bucket
@@ -54,11 +66,33 @@ if a.api:
 else:
     out = Path(a.dir)
 out.mkdir(exist_ok=True)
-for i in range({SMALL_FILES}):
-    (out / f"small-{{i:02d}}.txt").write_text(f"small file {{i}}\\n" * 10)
-with open(out / "big.bin", "wb") as f:
-    for _ in range({BIG_MIB}):
-        f.write(os.urandom(1 << 20))
+TERM = {{signal.SIGTERM}}
+
+def write_round(gen):
+    for i in range({SMALL_FILES + 1}):
+        name = f"small-{{i:02d}}.txt" if i < {SMALL_FILES} else "big.bin"
+        signal.pthread_sigmask(signal.SIG_BLOCK, TERM)
+        with open(out / name, "wb") as f:
+            if i < {SMALL_FILES}:
+                f.write(f"small file {{i}} gen {{gen:06d}}\\n".encode() * 10)
+            else:
+                f.write(f"gen {{gen:06d}}\\n".encode() + os.urandom((1 << 20) - 11))
+                for _ in range({BIG_MIB} - 1):
+                    f.write(os.urandom(1 << 20))
+        if a.journal:
+            with open(a.journal, "a") as j:
+                j.write(f"{{name}} {{gen}}\\n")
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, TERM)
+
+if a.every:
+    time.sleep(a.delay)
+    gen = 0
+    while True:
+        gen += 1
+        write_round(gen)
+        print(f"WROTE {SMALL_FILES + 1} GEN {{gen}}", flush=True)
+        time.sleep(a.every)
+write_round(0)
 print("WROTE {SMALL_FILES + 1}", flush=True)
 if a.hold:
     print("HOLDING", flush=True)
@@ -69,9 +103,31 @@ print("WRITER DONE", flush=True)
 
 def expected_files() -> dict[str, int]:
     """name -> size of what WRITER writes into <link>/out."""
-    files = {f"small-{i:02d}.txt": len(f"small file {i}\n" * 10) for i in range(SMALL_FILES)}
+    files = {f"small-{i:02d}.txt": len(f"small file {i} gen {0:06d}\n" * 10)
+             for i in range(SMALL_FILES)}
     files["big.bin"] = BIG_MIB << 20
     return files
+
+
+def _generation(path: Path, name: str) -> int:
+    """The generation WRITER wrote into a file (-1: unreadable)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(40).decode("ascii", "replace")
+        return int(head.split("gen ", 1)[1][:6])
+    except (OSError, IndexError, ValueError):
+        return -1
+
+
+def read_journal(path: Path) -> dict[str, int]:
+    """name -> last generation the writer finished (its --journal)."""
+    last: dict[str, int] = {}
+    with contextlib.suppress(OSError):
+        for line in path.read_text().splitlines():
+            name, _, gen = line.partition(" ")
+            if gen.isdigit():
+                last[name] = int(gen)
+    return last
 
 
 READER = '''\
@@ -115,34 +171,40 @@ print(f"READS ok={ok} failed={failed} first_fail_at={t_fail} first_error={first_
 @dataclass(frozen=True)
 class Pattern:
     name: str
-    script: str  # batch body; {bucket} {root} {link} {writer} {hold} are filled in
-    future: bool = False  # needs a feature the tool does not have yet
+    script: str  # batch body; {bucket} {root} {link} {writer} {wargs} are filled in
+    documented: bool = False  # must strand nothing on scancel / time limit too
     note: str = ""
 
 
 PATTERNS = {p.name: p for p in (
-    Pattern("cli", "mount-bucket {bucket} --root {root}\npython {writer} --dir {link}/out --hold {hold}",
+    Pattern("cli", "mount-bucket {bucket} --root {root}\npython {writer} --dir {link}/out {wargs}",
             note="mount-bucket, then the program writes through the link"),
-    Pattern("api", "python {writer} --api {bucket} --root {root} --hold {hold}",
+    Pattern("api", "python {writer} --api {bucket} --root {root} {wargs}",
             note="python train.py calling mount_bucket()"),
-    Pattern("api-srun", "srun python {writer} --api {bucket} --root {root} --hold {hold}",
-            note="srun python train.py calling mount_bucket()"),
+    Pattern("api-exec", "exec python {writer} --api {bucket} --root {root} {wargs}",
+            documented=True, note="exec python train.py calling mount_bucket()"),
+    Pattern("api-srun", "srun python {writer} --api {bucket} --root {root} {wargs}",
+            documented=True, note="srun python train.py calling mount_bucket()"),
     Pattern("wrapper", "mount-bucket {bucket} --root {root} -- python {writer} --dir {link}/out "
-            "--hold {hold}", future=True, note="mount-bucket B -- CMD"),
+            "{wargs}", note="mount-bucket B -- CMD"),
     Pattern("wrapper-exec", "exec mount-bucket {bucket} --root {root} -- python {writer} "
-            "--dir {link}/out --hold {hold}", future=True, note="exec mount-bucket B -- CMD"),
+            "--dir {link}/out {wargs}", documented=True, note="exec mount-bucket B -- CMD"),
     Pattern("wrapper-srun", "srun mount-bucket {bucket} --root {root} -- python {writer} "
-            "--dir {link}/out --hold {hold}", future=True, note="srun mount-bucket B -- CMD"),
+            "--dir {link}/out {wargs}", documented=True, note="srun mount-bucket B -- CMD"),
     Pattern("sync", "mount-bucket {bucket} --root {root}\npython {writer} --dir {link}/out "
-            "--hold {hold}\nmount-bucket --sync {bucket}", future=True,
-            note="mount-bucket --sync as the last line"),
+            "{wargs}\nmount-bucket --sync {bucket}", note="mount-bucket --sync as the last line"),
 )}
+# Patterns that must strand nothing whichever way the job ends (the others: only at script end).
+DOCUMENTED = [n for n, pat in PATTERNS.items() if pat.documented]
+LATE_DELAY = 40.0  # time limit: seconds before the writer starts writing (the limit hits at 60-90 s)
+LATE_EVERY = 2.0  # then a full rewrite of the 21 files every this many seconds
 
 # How the job ends: the writer's hold time, extra sbatch args, what the harness does.
 ENDINGS = {
     "end": {"hold": 0, "sbatch": ()},  # the batch script ends by itself
     "scancel": {"hold": HOLD, "sbatch": ()},  # scancel once the writer prints HOLDING
-    "timelimit": {"hold": HOLD, "sbatch": ("--time=1",)},  # ~80 s: slurmctld checks limits late
+    # ~80 s: slurmctld checks limits late; the writer writes late (LATE_DELAY, LATE_EVERY)
+    "timelimit": {"hold": HOLD, "sbatch": ("--time=1",), "late": True},
 }
 
 
@@ -168,20 +230,40 @@ TABLE_HEAD = ("| pattern | way of ending | files written | on server | stranded 
               "| dead mounts | job state |\n|---|---|---|---|---|---|---|")
 
 
-def count_on_server(s3: S3Server, bucket: str, expected: dict[str, int] | None = None) -> int:
-    expected = expected or expected_files()
-    out = s3.data / bucket / "out"
-    return sum(1 for n, size in expected.items()
-               if (out / n).is_file() and (out / n).stat().st_size == size)
-
-
-def count_stranded(cluster: SlurmCluster, s3: S3Server, bucket: str) -> int:
-    """Written files in the bucket's node-local VFS cache that are not complete on the server."""
-    cache = cluster.runtime_dir / "buckets" / "cache" / bucket / "vfs"
-    out = s3.data / bucket / "out"
+def _server_ok(s3: S3Server, bucket: str, gens: dict[str, int] | None = None):
+    """name -> is the file complete on the server (and of its last generation, `gens`)?"""
     expected = expected_files()
-    return sum(1 for _d, _s, files in os.walk(cache) for f in files
-               if f in expected and not ((out / f).is_file() and (out / f).stat().st_size == expected[f]))
+    out = s3.data / bucket / "out"
+    gens = gens if gens is not None else {n: 0 for n in expected}
+
+    def ok(name: str) -> bool:
+        path = out / name
+        return (name in gens and path.is_file() and path.stat().st_size == expected[name]
+                and _generation(path, name) == gens[name])
+    return ok
+
+
+def count_on_server(s3: S3Server, bucket: str, gens: dict[str, int] | None = None) -> int:
+    ok = _server_ok(s3, bucket, gens)
+    return sum(1 for n in expected_files() if ok(n))
+
+
+def cache_dirs(cluster: SlurmCluster, bucket: str) -> list[Path]:
+    """The bucket's VFS caches on the node: the user's own and every SLURM job's/step's."""
+    runtime = cluster.runtime_dir
+    found = [runtime / "buckets" / "cache" / bucket / "vfs"]
+    found += sorted(runtime.glob(f"jobs/*/buckets/cache/{bucket}/vfs"))
+    return [d for d in found if d.is_dir()]
+
+
+def count_stranded(cluster: SlurmCluster, s3: S3Server, bucket: str,
+                   gens: dict[str, int] | None = None) -> int:
+    """Written files in the bucket's node-local VFS caches that are not complete (of their last
+    generation) on the server."""
+    ok = _server_ok(s3, bucket, gens)
+    names = {f for cache in cache_dirs(cluster, bucket) for _d, _s, files in os.walk(cache)
+             for f in files if f in expected_files()}
+    return sum(1 for f in names if not ok(f))
 
 
 def dead_mounts(cluster: SlurmCluster) -> int:
@@ -213,17 +295,24 @@ def _fresh_root(cluster: SlurmCluster, tag: str) -> Path:
 
 
 def run_write_scenario(cluster: SlurmCluster, s3: S3Server, pattern: str, ending: str,
-                       bucket: str = "results-bkt", settle: float = 3.0) -> WriteResult:
+                       bucket: str = "results-bkt", settle: float = 3.0,
+                       reset_after: bool = True) -> WriteResult:
     """One job of `pattern` writes 21 files through the link and ends by `ending`; count what
     reached the server. The user's runtime (mounts, caches) is wiped before and after, so
-    nothing stranded here is uploaded by a later scenario."""
+    nothing stranded here is uploaded by a later scenario (`reset_after=False` keeps what the
+    job left, for a test that looks at it)."""
     pat, how = PATTERNS[pattern], ENDINGS[ending]
     cluster.reset_user_runtime()
     fresh_bucket(s3, bucket)
     writer, _ = _install_helpers(cluster)
     root = _fresh_root(cluster, pattern)
+    journal = None
+    wargs = f"--hold {how['hold']}"
+    if how.get("late"):
+        journal = cluster.jobs_dir / f"journal-{_runs}"
+        wargs = f"--delay {LATE_DELAY:g} --every {LATE_EVERY:g} --journal {journal}"
     body = pat.script.format(bucket=bucket, root=root, link=root / bucket, writer=writer,
-                             hold=how["hold"])
+                             wargs=wargs)
     t0 = time.monotonic()
     job_id = cluster.submit(body, how["sbatch"], name=f"w-{pattern}-{ending}")
     if ending == "scancel":
@@ -233,11 +322,16 @@ def run_write_scenario(cluster: SlurmCluster, s3: S3Server, pattern: str, ending
     job = cluster.wait(job_id, timeout=300 if ending == "timelimit" else 180)
     seconds = time.monotonic() - t0
     time.sleep(settle)
-    written = len(expected_files()) if f"WROTE {SMALL_FILES + 1}" in job.output else 0
-    result = WriteResult(pattern, ending, written, count_on_server(s3, bucket),
-                         count_stranded(cluster, s3, bucket), dead_mounts(cluster), job.state,
-                         job.exit_code, round(seconds, 1), job.output)
-    cluster.reset_user_runtime()
+    gens = read_journal(journal) if journal else None
+    if gens is not None:
+        written = len(gens)
+    else:
+        written = len(expected_files()) if f"WROTE {SMALL_FILES + 1}" in job.output else 0
+    result = WriteResult(pattern, ending, written, count_on_server(s3, bucket, gens),
+                         count_stranded(cluster, s3, bucket, gens), dead_mounts(cluster),
+                         job.state, job.exit_code, round(seconds, 1), job.output)
+    if reset_after:
+        cluster.reset_user_runtime()
     return result
 
 
@@ -302,6 +396,9 @@ class SrunResult:
     mount_step_exit: str  # exit status of `srun mount-bucket B`
     read_step_exit: str  # exit status of the next step reading through the link
     read_ok: bool
+    error_lines: list[str] = field(default_factory=list)  # what the mount step printed
+    mounts_after: int = -1  # mounts of B in the job's mount table after the mount step
+    link_after: bool = False  # the link <root>/B exists after the mount step
     output: str = field(repr=False, default="")
 
 
@@ -310,14 +407,29 @@ def run_srun_mount(cluster: SlurmCluster, s3: S3Server, bucket: str = "srun-bkt"
     cluster.reset_user_runtime()
     fresh_bucket(s3, bucket, {"hello.txt": b"hello through srun\n"})
     root = _fresh_root(cluster, "srun")
-    job = cluster.run_job(f"srun mount-bucket {bucket} --root {root}\necho MOUNT_STEP_EXIT=$?\n"
+    job = cluster.run_job(f"echo MOUNT_STEP_BEGIN\nsrun mount-bucket {bucket} --root {root}\n"
+                          f"echo MOUNT_STEP_EXIT=$?\n"
+                          f"echo MOUNTS_AFTER=$(grep -c '/{bucket} ' /proc/self/mounts)\n"
+                          f"echo LINK_AFTER=$([ -e {root}/{bucket} ] || [ -L {root}/{bucket} ] "
+                          f"&& echo yes || echo no)\n"
                           f"srun cat {root}/{bucket}/hello.txt\necho READ_STEP_EXIT=$?",
                           name="srun-mount", timeout=120)
-    values = dict(line.split("=", 1) for line in job.output.splitlines()
-                  if line.startswith(("MOUNT_STEP_EXIT=", "READ_STEP_EXIT=")))
+    lines = job.output.splitlines()
+    values = dict(line.split("=", 1) for line in lines
+                  if line.startswith(("MOUNT_STEP_EXIT=", "READ_STEP_EXIT=", "MOUNTS_AFTER=",
+                                      "LINK_AFTER=")))
+    between = []
+    if "MOUNT_STEP_BEGIN" in lines:
+        for line in lines[lines.index("MOUNT_STEP_BEGIN") + 1:]:
+            if line.startswith("MOUNT_STEP_EXIT="):
+                break
+            if not line.startswith("srun: "):  # srun's own report of the exit code
+                between.append(line)
     cluster.reset_user_runtime()
     return SrunResult(values.get("MOUNT_STEP_EXIT", "?"), values.get("READ_STEP_EXIT", "?"),
-                      "hello through srun" in job.output, job.output)
+                      "hello through srun" in job.output, between,
+                      int(values.get("MOUNTS_AFTER", "-1") or -1),
+                      values.get("LINK_AFTER") == "yes", job.output)
 
 
 # ---- starting everything (shared by the pytest fixture and main()) --------------------------
@@ -352,7 +464,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--patterns", nargs="*", default=None, help=f"of {', '.join(PATTERNS)}")
     p.add_argument("--endings", nargs="*", default=["end", "scancel"], help=f"of {', '.join(ENDINGS)}")
-    p.add_argument("--future", action="store_true", help="also run patterns marked future")
+    p.add_argument("--future", action="store_true", help="ignored (every pattern runs)")
     p.add_argument("--no-two-jobs", action="store_true")
     p.add_argument("--no-srun", action="store_true")
     p.add_argument("-v", "--verbose", action="store_true", help="print each job's output")
@@ -361,7 +473,7 @@ def main(argv: list[str] | None = None) -> int:
     if reason:
         print(f"cannot run: {reason}", file=sys.stderr)
         return 2
-    patterns = a.patterns or [n for n, pat in PATTERNS.items() if a.future or not pat.future]
+    patterns = a.patterns or list(PATTERNS)
     with harness() as (cluster, s3):
         proctrack, probe = cluster.probe_proctrack()
         print(f"SLURM up in {cluster.startup_seconds:.1f}s; ProctrackType={proctrack}; "
@@ -383,8 +495,10 @@ def main(argv: list[str] | None = None) -> int:
                     print(r2.output_a, r2.output_b)
         if not a.no_srun:
             r3 = run_srun_mount(cluster, s3)
-            print(f"srun mount-bucket: mount step exit {r3.mount_step_exit}, next step read "
-                  f"{'ok' if r3.read_ok else 'FAILED'} (exit {r3.read_step_exit})")
+            print(f"srun mount-bucket: mount step exit {r3.mount_step_exit}, printed "
+                  f"{r3.error_lines!r}, mounts after {r3.mounts_after}, link after "
+                  f"{r3.link_after}; next step read {'ok' if r3.read_ok else 'FAILED'} "
+                  f"(exit {r3.read_step_exit})")
             if a.verbose:
                 print(r3.output)
     return 0
