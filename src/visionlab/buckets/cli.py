@@ -96,8 +96,9 @@ def _print_list(as_json: bool) -> None:
     for r in rows:
         click.echo("  ".join(c.ljust(w) for c, w in zip(r[:5], widths)) + "  " + r[5])
     for m in mounts:
-        if m.uploads_note:
-            click.echo(f"{m.bucket}: {m.uploads_note}")
+        for note in (m.uploads_note, m.stage_note):
+            if note:
+                click.echo(f"{m.bucket}: {note}")
 
 
 def _print_status(bucket: str, as_json: bool, quiet: bool) -> NoReturn:
@@ -124,6 +125,8 @@ def _print_status(bucket: str, as_json: bool, quiet: bool) -> NoReturn:
                 click.echo(f"  link: {link}")
             if info.uploads_note:
                 click.echo(f"  {info.uploads_note}")
+            if info.stage_note:
+                click.echo(f"  {info.stage_note}")
             if info.state == "stale":
                 click.echo(f"  heal it with 'mount-bucket {info.bucket}', "
                            f"or clean it with 'unmount-bucket {info.bucket}'")
@@ -162,6 +165,12 @@ def _doctor(remote: str, bucket: Optional[str], write: bool) -> NoReturn:
                    "exit 1 with rclone's error when uploads keep failing.")
 @click.option("--timeout", type=click.FloatRange(min=0), default=600, show_default=True,
               metavar="SECONDS", help="With --sync or -- CMD: how long to wait for uploads.")
+@click.option("--stage", is_flag=True,
+              help="Mount read-only and copy the bucket to node-local disk in the background; "
+                   "its links move to the copy once complete and verified.")
+@click.option("--stage-prefix", metavar="PREFIX", default="",
+              help="With --stage: copy only this prefix (e.g. train/).")
+@click.option("--wait", is_flag=True, help="With --stage: return once the copy is in use.")
 @click.option("--write", is_flag=True,
               help="With --doctor BUCKET: also put and delete one small object.")
 @click.option("--json", "as_json", is_flag=True,
@@ -171,8 +180,9 @@ def _doctor(remote: str, bucket: Optional[str], write: bool) -> NoReturn:
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing on success.")
 @click.version_option(__version__, "-V", "--version", prog_name="visionlab-buckets")
 def mount_cmd(bucket: Optional[str], root: Optional[str], remote: str, profile: Optional[str],
-              list_: bool, status_: bool, doctor: bool, sync_: bool, timeout: float, write: bool,
-              as_json: bool, print_link: bool, quiet: bool) -> None:
+              list_: bool, status_: bool, doctor: bool, sync_: bool, timeout: float, stage: bool,
+              stage_prefix: str, wait: bool, write: bool, as_json: bool, print_link: bool,
+              quiet: bool) -> None:
     """Mount the S3 bucket BUCKET (or s3://BUCKET) and link it at <root>/BUCKET.
 
     One rclone mount per bucket lives at /tmp/$USER/rclone/BUCKET; each call adds a symlink.
@@ -212,9 +222,17 @@ def mount_cmd(bucket: Optional[str], root: Optional[str], remote: str, profile: 
         if modes or as_json or print_link:
             raise click.UsageError("'-- CMD' goes with a plain mount, not with other modes")
         _run_under_mount(bucket, command, root, remote, profile, timeout, quiet)
-    result = _run(mount, bucket, root, remote, profile)
+    if (stage_prefix or wait) and not stage:
+        raise click.UsageError("--stage-prefix and --wait go with --stage")
+    result = _run(mount, bucket, root, remote, profile, False, stage, stage_prefix)
     if not quiet and not as_json and not print_link:
         _warn_job_end(result)
+    _print_mounted(result, as_json, print_link, quiet)
+    if stage and wait:
+        _wait_staged(result.bucket, quiet or as_json or print_link)
+
+
+def _print_mounted(result, as_json: bool, print_link: bool, quiet: bool) -> None:
     if as_json:
         import json
 
@@ -229,6 +247,34 @@ def mount_cmd(bucket: Optional[str], root: Optional[str], remote: str, profile: 
 
 
 # ---------------------------------------------------------------------------- unmount-bucket
+
+
+def _wait_staged(bucket: str, quiet: bool) -> None:
+    """--stage --wait: a progress bar on a terminal (files, bytes, rate, ETA), plain lines else."""
+    from .mounts import wait_staged
+
+    tty = sys.stderr.isatty()
+    started, last = time.monotonic(), [0.0]
+
+    def progress(st) -> None:
+        now = time.monotonic()
+        if quiet or now - last[0] < (0.2 if tty else 5.0) or st.state != "copying":
+            return
+        last[0] = now
+        rate = st.bytes_done / max(now - started, 1e-3)
+        eta = (st.bytes_total - st.bytes_done) / rate if rate > 0 else 0
+        done = st.bytes_done / st.bytes_total if st.bytes_total else 0
+        bar = "#" * int(done * 30)
+        line = (f"{bucket}: [{bar:<30}] {st.files_done}/{st.files_total} files, "
+                f"{st.bytes_done / 1e6:,.0f}/{st.bytes_total / 1e6:,.0f} MB, "
+                f"{rate / 1e6:,.1f} MB/s, ETA {eta:,.0f}s")
+        click.echo(f"\r\033[K{line}" if tty else line, err=True, nl=not tty)
+
+    info = _run(wait_staged, bucket, progress)
+    if tty and not quiet:
+        click.echo("\r\033[K", err=True, nl=False)
+    if not quiet:
+        click.echo(f"{bucket}: {info.stage_note}")
 
 
 def _warn_job_end(result) -> None:
@@ -324,23 +370,35 @@ def _describe_unmount(result) -> str:
               help="If the mount is busy, unmount lazily (after uploads drained).")
 @click.option("--timeout", type=click.FloatRange(min=0), default=600, show_default=True,
               metavar="SECONDS", help="How long to wait for pending uploads.")
+@click.option("--drop-stage", is_flag=True,
+              help="Also remove BUCKET's staged local copy (kept as a cache otherwise).")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing on success.")
 @click.version_option(__version__, "-V", "--version", prog_name="visionlab-buckets")
 def unmount_cmd(bucket: Optional[str], all_: bool, stale: bool, force: bool, timeout: float,
-                quiet: bool) -> None:
+                drop_stage: bool, quiet: bool) -> None:
     """Unmount BUCKET after every pending upload reached S3, and remove its symlinks."""
     from . import mounts
 
     if sum(map(bool, (bucket, all_, stale))) != 1:
         raise click.UsageError("give exactly one of BUCKET, --all or --stale")
+    if drop_stage and not bucket:
+        raise click.UsageError("--drop-stage goes with BUCKET")
     if bucket:
+        mounted = not drop_stage or _run(mounts.status, bucket).state != "not-mounted"
         reporter = _UploadProgress(bucket, quiet)
         try:
-            result = _run(mounts.unmount, bucket, timeout, force, reporter)
+            result = _run(mounts.unmount, bucket, timeout, force, reporter) if mounted else None
         finally:
             reporter.done()
-        if not quiet:
+        if result and not quiet:
             click.echo(_describe_unmount(result))
+        if drop_stage:
+            from .names import parse
+            from .stage import drop
+
+            dropped = _run(drop, _run(parse, bucket))
+            if not quiet:
+                click.echo(f"{'removed the' if dropped else 'no'} staged copy of {bucket}")
         return
     if stale:
         cleaned = _run(mounts.sweep_stale)

@@ -17,15 +17,19 @@ import threading
 TIMEOUT_ENV = "VISIONLAB_BUCKETS_EXIT_TIMEOUT"
 EXIT_TIMEOUT = 600.0
 
-_held: set[str] = set()
+_held: dict[str, object] = {}  # bucket -> holds.Hold
 _lock = threading.Lock()
 
 
-def hold(bucket: str) -> None:
-    """Sync `bucket` when this process exits."""
+def hold(result: object) -> None:
+    """Sync the mount of `result` (a mounts.MountResult) when this process exits, and end a
+    SLURM job's mount this process made when nobody else holds it."""
+    from .holds import Hold
+
     with _lock:
         first = not _held
-        _held.add(bucket)
+        if result.bucket not in _held:  # type: ignore[attr-defined]
+            _held[result.bucket] = Hold(result)  # type: ignore[attr-defined]
     if first:
         atexit.register(_drain_at_exit)
         _exit_on_sigterm()
@@ -66,12 +70,17 @@ def _timeout() -> float:
 
 def _drain_at_exit() -> None:
     from . import mounts
-    from .errors import BucketsError, NotMounted
+
+    def report(line: str) -> None:
+        if "is not mounted" not in line:  # the program unmounted it itself (which drained)
+            print(f"visionlab-buckets: at exit: {line}", file=sys.stderr, flush=True)
+
+    from . import layout
 
     for bucket in sorted(_held):
-        try:
-            mounts.sync(bucket, timeout=_timeout())
-        except NotMounted:
-            continue  # unmounted by the program itself (which drained), or already gone
-        except BucketsError as exc:
-            print(f"visionlab-buckets: at exit: {exc}", file=sys.stderr, flush=True)
+        held = _held[bucket]
+        if held.runtime != layout.runtime_dir():  # type: ignore[attr-defined]
+            continue  # the environment changed since (a test harness): not ours to touch
+        if mounts.status(bucket).state != "alive":
+            continue
+        held.release(_timeout(), report)  # type: ignore[attr-defined]

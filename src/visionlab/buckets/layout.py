@@ -23,6 +23,7 @@ from typing import NamedTuple
 from .errors import UnsafePath
 
 RUNTIME_ENV = "VISIONLAB_BUCKETS_RUNTIME_DIR"
+STAGE_ENV = "VISIONLAB_BUCKETS_STAGE_DIR"
 # A unix socket path must fit in sockaddr_un.sun_path (108 bytes on Linux, 104 on macOS).
 _MAX_SOCKET_PATH = 100
 
@@ -114,6 +115,34 @@ def recorded_buckets(scope: str = "") -> list[str]:
 def completion_cache(remote: str) -> Path:
     """The cached bucket listing of `remote` for shell completion (not a state file)."""
     return state_dir() / "completion" / f"{remote}.json"
+
+
+class StagePaths(NamedTuple):
+    """A bucket's local copy (`--stage`): <stage root>/<bucket>/..."""
+
+    root: Path
+    current: Path  # a symlink to the verified copy in use: links point here
+    work: Path  # the copy being made (kept across interruptions: the next stage resumes)
+    state: Path
+    listing: Path  # the listing the copy is checked against
+    log: Path
+    socket: Path
+    lock: Path
+
+
+def stage_root() -> Path:
+    """Node-local disk for staged copies: $VISIONLAB_BUCKETS_STAGE_DIR, else <runtime>/stage."""
+    override = os.environ.get(STAGE_ENV)
+    if override:
+        return Path(os.path.abspath(os.path.expanduser(override)))
+    return runtime_dir() / "stage"
+
+
+def stage_paths(bucket: str) -> StagePaths:
+    base = stage_root() / bucket
+    return StagePaths(root=base, current=base / "current", work=base / "work",
+                      state=base / "stage.json", listing=base / "listing.json",
+                      log=base / "copy.log", socket=base / "copy.sock", lock=base / "stage.lock")
 
 
 def check_private_dir(path: Path) -> None:

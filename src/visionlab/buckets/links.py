@@ -103,15 +103,15 @@ def remove_dirs(created: Iterable[Path]) -> None:
             os.rmdir(directory)
 
 
-def alive(links: Iterable[str], target: Path) -> list[str]:
-    """The recorded links that still point at `target`."""
-    return [link for link in links if _points_at(link, target)]
+def alive(links: Iterable[str], *targets: Path) -> list[str]:
+    """The recorded links that still point at one of `targets`."""
+    return [link for link in links if any(_points_at(link, t) for t in targets)]
 
 
-def remove_ours(links: Iterable[str], target: Path) -> list[str]:
-    """Remove each recorded link that still points at `target`; leave anything else alone."""
+def remove_ours(links: Iterable[str], *targets: Path) -> list[str]:
+    """Remove each recorded link that still points at one of `targets`; leave anything else."""
     removed = []
-    for link in alive(links, target):
+    for link in alive(links, *targets):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(link)
             removed.append(link)

@@ -57,10 +57,12 @@ class MountInfo(NamedTuple):
     stranded_files: list[str] = []  # a NamedTuple default, never mutated
     uploads_note: str = ""  # the human summary of uploads or stranded files
     scope: str = ""  # "" for this user's own mounts, else the SLURM job (or step) it lives in
+    stage: Optional[dict] = None  # a staged local copy: state, files/bytes done and total, path
+    stage_note: str = ""
 
     def to_dict(self) -> dict:
         data = self._asdict()
-        del data["uploads_note"]
+        del data["uploads_note"], data["stage_note"]
         return data
 
 
@@ -179,12 +181,17 @@ def _ended_job_stranded(bucket: str, skip: str) -> list[tuple[str, list[str]]]:
     return found
 
 
+def _link_targets(paths: layout.BucketPaths, st: Optional[state.MountState]) -> list[Path]:
+    """What our links of this mount point at: the mount, and a staged copy once they moved."""
+    return [paths.mount_point, *([Path(st.staged)] if st and st.staged else [])]
+
+
 def _info(bucket: str, paths: layout.BucketPaths, timeout: float,
           probed: Optional[tuple] = None) -> MountInfo:
     st = state.load(paths.state)
     entry = mounttable.find(str(paths.mount_point))
     remote, pid, profile = (st.remote, st.pid, st.profile) if st else (None, None, None)
-    symlinks = links.alive(st.symlinks, paths.mount_point) if st else []
+    symlinks = links.alive(st.symlinks, *_link_targets(paths, st)) if st else []
     condition, reason = "not-mounted", ""
     if entry:
         remote = _mounted_remote(entry, st)
@@ -197,7 +204,21 @@ def _info(bucket: str, paths: layout.BucketPaths, timeout: float,
     info = MountInfo(bucket=bucket, state=condition, mount_point=str(paths.mount_point),
                      remote=remote, pid=pid, profile=profile, symlinks=symlinks, reason=reason,
                      scope=_scope_label(paths.scope))
+    info = _with_stage(info)
     return _with_uploads(info, paths, st, timeout) if st else info
+
+
+def _with_stage(info: MountInfo) -> MountInfo:
+    stage_state = layout.stage_paths(info.bucket).state
+    if not os.path.exists(stage_state):
+        return info
+    from . import stage
+
+    found = stage.load(layout.stage_paths(info.bucket))
+    if not found:
+        return info
+    return info._replace(stage=found.to_dict(),
+                         stage_note=found.describe().replace("{bucket}", info.bucket))
 
 
 def _with_uploads(info: MountInfo, paths: layout.BucketPaths, st: state.MountState,
@@ -329,7 +350,8 @@ def _request(bucket_name: str, root_dir: Optional[PathLike], remote: str,
     try:
         links.check(link, paths.mount_point)
     except LinkConflict:
-        if not _dead_link_of_ours(link, paths):
+        staged = str(layout.stage_paths(bucket).current)
+        if links.target_of(link) != staged and not _dead_link_of_ours(link, paths):
             raise
     return _Request(bucket=bucket, remote=remote, profile=profile, link=link, paths=paths)
 
@@ -355,10 +377,13 @@ def _check_same_profile(req: _Request, st: Optional[state.MountState]) -> None:
 def _register_link(paths: layout.BucketPaths, link: Path) -> list[Path]:
     """Create the link (or take over one left by an ended job) and record it in the state file
     (caller holds the lock)."""
-    old = _dead_link_of_ours(link, paths)
-    created = [] if old and links.retarget(link, old, paths.mount_point) else \
-        links.create(link, paths.mount_point)
     st = state.load(paths.state)
+    target = Path(st.staged) if st and st.staged else paths.mount_point
+    if st and st.staged and links.target_of(link) == st.staged:
+        created: list[Path] = []
+    else:
+        old = _dead_link_of_ours(link, paths)
+        created = [] if old and links.retarget(link, old, target) else links.create(link, target)
     if st and str(link) not in st.symlinks:
         state.save(paths.state, st._replace(symlinks=[*st.symlinks, str(link)]))
     return created
@@ -429,7 +454,9 @@ def _start_or_heal(req: _Request, ready: _Ready) -> MountResult:
         _discard_dead_mount(paths, st)
     _clear_ended_jobs(paths)
     new = _start(ready.spec, ready.profile.name)
-    new = new._replace(symlinks=links.alive(st.symlinks, paths.mount_point) if st else [])
+    if st:  # links that moved to a staged copy stay there: the copy does not need the mount
+        new = new._replace(symlinks=links.alive(st.symlinks, *_link_targets(paths, st)),
+                           staged=st.staged)
     state.save(paths.state, new)
     try:
         _register_link(paths, req.link)
@@ -473,32 +500,83 @@ def _clear_ended_jobs(paths: layout.BucketPaths) -> None:
 
 def mount(bucket_name: str, root_dir: Optional[PathLike] = None,
           remote_name: str = DEFAULT_REMOTE, profile: Optional[str] = None,
-          held: bool = False) -> MountResult:
+          held: bool = False, stage: bool = False, stage_prefix: str = "") -> MountResult:
     """Mount (or reuse the mount of) a bucket and link it at <root_dir>/<bucket>.
 
     `held`: the caller keeps running while the mount is used and drains it at its end (the
     Python API, the `-- CMD` wrapper); only such a caller may mount inside an srun step.
+    `stage`: mount read-only (the `dataset` profile) and copy the bucket (or `stage_prefix`) to
+    node-local disk in the background; the links move to the copy once it is complete.
     """
+    if stage and profile is None:
+        profile = "dataset"
     req = _request(bucket_name, root_dir, remote_name, profile, held)
-    reused = _reuse_live(req)
-    if reused:
-        return reused
-    ready = _preflight(req)
-    layout.ensure_runtime(req.paths)
-    with bucket_lock(req.paths.lock):
-        return _reuse_live(req, locked=True) or _start_or_heal(req, ready)
+    objects = _plan_stage(req, stage_prefix) if stage else None
+    result = _reuse_live(req)
+    if not result:
+        ready = _preflight(req)
+        layout.ensure_runtime(req.paths)
+        with bucket_lock(req.paths.lock):
+            result = _reuse_live(req, locked=True) or _start_or_heal(req, ready)
+    if objects is not None:
+        from . import stage as staging
+
+        staging.start(req.bucket, req.remote, stage_prefix.strip("/"), objects, req.paths.scope)
+    return result
+
+
+def _plan_stage(req: _Request, prefix: str) -> list:
+    """The listing of what --stage copies, after checking it fits: before anything is created."""
+    from . import credentials, profiles, rcconf, rclone
+    from . import stage as staging
+
+    if req.profile and not profiles.get(req.profile).read_only:
+        raise BucketsError(f"--stage needs a read-only mount, not profile '{req.profile}'",
+                           "drop --profile (staging mounts with 'dataset'), or pick 'dataset'")
+    binary = rclone.find_rclone()
+    config = rcconf.config_path(binary)
+    credentials.check(req.remote, rcconf.remote_config(req.remote, config))
+    return staging.plan(binary, config, req.remote, req.bucket, prefix.strip("/"))
+
+
+def wait_staged(bucket_name: str, progress: Optional[Callable[[object], None]] = None,
+                poll: float = 0.5) -> MountInfo:
+    """Block until the bucket's staged copy is ready (its links moved); raise when it failed."""
+    from . import stage as staging
+
+    bucket = names.parse(bucket_name)
+    paths = layout.stage_paths(bucket)
+    while True:
+        found = staging.load(paths)
+        if found is None:
+            raise NotMounted(f"{bucket} is not being staged", f"run 'mount-bucket {bucket} --stage'")
+        if progress:
+            progress(found)
+        if found.state == "ready":
+            return status(bucket)
+        if found.state == "failed":
+            raise BucketsError(f"staging {bucket} failed: {found.error}",
+                               f"the links stay on the mount; 'mount-bucket {bucket} --stage' "
+                               "resumes the copy")
+        time.sleep(poll)
 
 
 def mount_bucket(bucket_name: str, root_dir: Optional[PathLike] = None,
-                 remote_name: str = DEFAULT_REMOTE, profile: Optional[str] = None) -> Path:
+                 remote_name: str = DEFAULT_REMOTE, profile: Optional[str] = None,
+                 stage: bool = False, wait: bool = False, stage_prefix: str = "") -> Path:
     """Mount `bucket_name` (once per user) and return the symlink <root_dir>/<bucket>.
 
     What this process writes through it is uploaded before the process exits (exitdrain).
+    `stage=True`: also copy it to node-local disk in the background (see `mount`); with
+    `wait=True`, return once the links point at the complete local copy.
     """
     from . import exitdrain
 
-    result = mount(bucket_name, root_dir, remote_name, profile, held=True)
-    exitdrain.hold(result.bucket)
+    result = mount(bucket_name, root_dir, remote_name, profile, held=True, stage=stage,
+                   stage_prefix=stage_prefix)
+    exitdrain.hold(result)
+    if stage and wait:
+        wait_staged(result.bucket)
     return result.link
 
 
@@ -641,7 +719,7 @@ def _take_down(paths: layout.BucketPaths, st: Optional[state.MountState], lazy: 
     """After the filesystem is detached: wait for rclone, remove links, mount point, state."""
     if st and st.pid and not lazy and not procs.wait_exit(st.pid, 15):
         _stop_recorded_rclone(paths, st)
-    removed = links.remove_ours(st.symlinks, paths.mount_point) if st else []
+    removed = links.remove_ours(st.symlinks, *_link_targets(paths, st)) if st else []
     _rmdir(paths.mount_point)
     state.remove(paths.state)
     state.remove(paths.socket)
@@ -700,6 +778,10 @@ def unmount(bucket_name: str, timeout: float = DRAIN_TIMEOUT, force: bool = Fals
     layout.check_private_dir(base)
     if not os.path.lexists(paths.lock) and not mounttable.find(str(paths.mount_point)):
         raise not_mounted
+    if os.path.exists(layout.stage_paths(bucket).state):
+        from . import stage
+
+        stage.stop(bucket)  # a copy in progress ends with the mount (the copy stays, resumable)
     with bucket_lock(paths.lock):
         st = state.load(paths.state)
         entry = mounttable.find(str(paths.mount_point))

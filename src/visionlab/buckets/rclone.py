@@ -493,3 +493,56 @@ def write_test(binary: str, config: Path, remote: str, bucket: str, key: str) ->
     if not deleted.ok:
         return "wrote, but could not delete it: " + summarize_error(deleted.stderr)
     return None
+
+
+# ---------------------------------------------------------------------------- staging copies
+
+
+class ObjectInfo(NamedTuple):
+    path: str  # relative to the listed prefix
+    size: int
+    md5: str  # '' when the listing has none (multipart uploads, some servers)
+
+
+def list_objects(binary: str, config: Path, remote: str, bucket: str, prefix: str = "",
+                 timeout: float = 600) -> list[ObjectInfo]:
+    """Every object under `bucket/prefix`, with size and the MD5 the listing gives for free
+    (S3's ETag): one recursive listing (--fast-list), no HEAD per object."""
+    from . import runner
+
+    target = f"{source(remote, bucket)}/{prefix}".rstrip("/")
+    result = runner.run([binary, "lsjson", "-R", "--files-only", "--fast-list", "--hash",
+                         "--config", str(config), target], timeout=timeout,
+                        hint="a very large bucket lists slowly; stage one prefix of it")
+    if not result.ok:
+        error = classify(remote, bucket, result.stderr)
+        raise error or BucketsError(f"rclone cannot list {target}: "
+                                    f"{last_error_line(result.stderr)}",
+                                    f"try 'rclone lsf -R {target}'")
+    items = json.loads(result.stdout or "[]")
+    return [ObjectInfo(str(i["Path"]), int(i.get("Size", 0)),
+                       str((i.get("Hashes") or {}).get("md5", ""))) for i in items]
+
+
+def sync_argv(binary: str, config: Path, remote: str, bucket: str, prefix: str, dest: Path,
+              log: Path, socket_path: Path) -> list[str]:
+    """`rclone sync` of bucket/prefix into a local dir, tuned for many small objects on a
+    far-away S3 (bench/results.md, staging): 32 parallel transfers and checkers, one recursive
+    listing, and downloads to a temp name renamed into place (so a file hard-linked from an
+    older copy is replaced, never changed in place)."""
+    target = f"{source(remote, bucket)}/{prefix}".rstrip("/")
+    return [binary, "sync", target, str(dest), "--config", str(config),
+            "--transfers", "32", "--checkers", "32", "--fast-list",
+            "--log-file", str(log), "--log-level", "NOTICE",
+            "--rc", "--rc-addr", f"unix://{socket_path}", "--rc-no-auth"]
+
+
+class CopyStats(NamedTuple):
+    bytes_done: int
+    files_done: int
+
+
+def copy_stats(socket_path: Path) -> CopyStats:
+    """Progress of a running `rclone sync` (rc `core/stats`)."""
+    stats = _rc(socket_path, "core/stats", timeout=2)
+    return CopyStats(int(stats.get("bytes", 0)), int(stats.get("transfers", 0)))

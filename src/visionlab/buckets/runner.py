@@ -76,6 +76,12 @@ def spawn_detached(argv: Sequence[str], log_path: str) -> Optional[int]:
     return int(pid_text)
 
 
+def start_quiet(argv: Sequence[str]) -> subprocess.Popen:
+    """Start argv as a child with no stdin and its output discarded (it logs to a file)."""
+    return subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+
+
 def run_foreground(argv: Sequence[str], forward: Sequence[int]) -> int:
     """Run argv with our stdin/stdout/stderr, pass the signals in `forward` on to it, wait for it
     and return its exit status (128+N when signal N ended it, 127 when it does not exist).

@@ -22,6 +22,7 @@ class MountState(NamedTuple):
     started_at: float = 0.0
     symlinks: Sequence[str] = ()  # a list once loaded from JSON; replaced, never mutated
     log_start: int = 0  # where this rclone's lines begin in the (appended) log
+    staged: str = ""  # when the links were moved to a staged local copy: its `current` path
 
 
 def load(path: Path) -> Optional[MountState]:

@@ -1,0 +1,161 @@
+"""Staged copies (`mount-bucket B --stage`): the bucket (or one prefix of it) copied to
+node-local disk in the background while the mount serves reads, then every link of the bucket
+moved to the copy at once. This module plans a copy (listing, free space), starts the stager
+process, reads and ends its state; stager.py is the process itself.
+
+    <stage root>/<bucket>/         $VISIONLAB_BUCKETS_STAGE_DIR, else <runtime>/stage
+      current -> copy-<n>          the verified copy the links point at (swapped atomically)
+      copy-<n>/                    read-only: files 0444, directories 0555
+      work/                        the copy being made; kept when interrupted (resumed)
+      stage.json  listing.json  copy.log  copy.sock  stage.lock
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import NamedTuple, Optional
+
+from . import layout, procs, rclone, runner
+from .errors import BucketsError
+
+MARGIN = 0.05  # free space needed beyond the bytes to download
+MARGIN_MIN = 256 << 20
+
+
+class StageState(NamedTuple):
+    state: str  # "copying", "ready" or "failed"
+    files_done: int = 0
+    files_total: int = 0
+    bytes_done: int = 0
+    bytes_total: int = 0
+    path: str = ""  # the local copy (the `current` symlink the links point at)
+    error: Optional[str] = None
+    prefix: str = ""
+    pid: int = 0  # the stager process
+    downloaded: int = 0  # objects fetched by the last run (0: the copy was up to date)
+    started_at: float = 0.0
+    updated_at: float = 0.0
+
+    def to_dict(self) -> dict:
+        keys = ("state", "files_done", "files_total", "bytes_done", "bytes_total", "path", "error")
+        return {k: getattr(self, k) for k in keys}
+
+    def describe(self) -> str:
+        """One line for --status / --list."""
+        size = f"{self.bytes_done / 1e6:,.0f}/{self.bytes_total / 1e6:,.0f} MB"
+        if self.state == "copying":
+            return f"staging: {self.files_done}/{self.files_total} files, {size} -> {self.path}"
+        if self.state == "ready":
+            return f"staged: {self.files_total} files, {self.bytes_total / 1e6:,.0f} MB local at {self.path}"
+        return f"staging failed: {self.error} — 'mount-bucket {{bucket}} --stage' resumes it"
+
+
+def load(paths: layout.StagePaths) -> Optional[StageState]:
+    try:
+        with open(paths.state, encoding="utf-8") as f:
+            data = json.load(f)
+        found = StageState(**data)
+    except (OSError, ValueError, TypeError):
+        return None
+    if found.state == "copying" and found.pid and not procs.is_alive(found.pid):
+        return found._replace(state="failed", error=f"the copy process (pid {found.pid}) ended "
+                              "before finishing (killed, or its SLURM job ended)")
+    return found
+
+
+def save(paths: layout.StagePaths, st: StageState) -> None:
+    import tempfile
+
+    fd, tmp = tempfile.mkstemp(dir=paths.root, prefix=".stage.", suffix=".tmp")
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        json.dump(st._replace(updated_at=time.time())._asdict(), f)
+    os.replace(tmp, paths.state)
+
+
+def _free_bytes(path: Path) -> int:
+    while not path.exists():
+        path = path.parent
+    return shutil.disk_usage(path).free
+
+
+def _listing_key(objects: list[rclone.ObjectInfo]) -> list[list]:
+    return sorted([o.path, o.size, o.md5] for o in objects)
+
+
+def plan(binary: str, config: Path, remote: str, bucket: str, prefix: str
+         ) -> list[rclone.ObjectInfo]:
+    """List what to copy and check it fits (with a margin) before anything is created."""
+    objects = rclone.list_objects(binary, config, remote, bucket, prefix)
+    paths = layout.stage_paths(bucket)
+    have = {}
+    with contextlib.suppress(OSError, ValueError):
+        have = {(p, s, m) for p, s, m in json.loads(paths.listing.read_text())["objects"]}
+    needed = sum(o.size for o in objects if (o.path, o.size, o.md5) not in have)
+    free = _free_bytes(layout.stage_root())
+    want = needed + max(int(needed * MARGIN), MARGIN_MIN)
+    if want > free:
+        raise BucketsError(
+            f"{bucket}{'/' + prefix if prefix else ''} does not fit: {needed / 1e9:,.2f} GB to copy "
+            f"(+{(want - needed) / 1e9:,.2f} GB margin), {free / 1e9:,.2f} GB free in "
+            f"{layout.stage_root()}",
+            f"free space there, set {layout.STAGE_ENV} to a bigger node-local disk, or stage one "
+            "prefix with --stage-prefix",
+        )
+    return objects
+
+
+def start(bucket: str, remote: str, prefix: str, objects: list[rclone.ObjectInfo],
+          mount_scope: str) -> StageState:
+    """Write the listing and start the stager in the background (its own session)."""
+    paths = layout.stage_paths(bucket)
+    layout.ensure_private_dir(layout.stage_root())
+    layout.ensure_private_dir(paths.root)
+    running = load(paths)
+    if running and running.state == "copying":
+        return running  # one stager per bucket
+    with open(paths.listing.with_suffix(".new"), "w", encoding="utf-8") as f:
+        json.dump({"prefix": prefix, "objects": _listing_key(objects)}, f)
+    total = sum(o.size for o in objects)
+    st = StageState(state="copying", files_total=len(objects), bytes_total=total,
+                    path=str(paths.current), prefix=prefix, started_at=time.time())
+    save(paths, st)
+    argv = [sys.executable, "-m", "visionlab.buckets.stager", bucket, remote, prefix, mount_scope]
+    pid = runner.spawn_detached(argv, str(paths.log))
+    if pid is None:
+        st = st._replace(state="failed", error="could not start the copy process")
+    else:
+        st = st._replace(pid=pid)
+    save(paths, st)
+    return st
+
+
+def stop(bucket: str) -> None:
+    """End a copy in progress (the stager and its rclone: one process group)."""
+    st = load(layout.stage_paths(bucket))
+    if st and st.state == "copying" and st.pid and procs.is_alive(st.pid):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(st.pid, signal.SIGTERM)
+        if not procs.wait_exit(st.pid, 10):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(st.pid, signal.SIGKILL)
+
+
+def drop(bucket: str) -> bool:
+    """Remove a bucket's staged copy (a copy in progress is stopped first). True if one was there."""
+    paths = layout.stage_paths(bucket)
+    if not paths.root.exists():
+        return False
+    stop(bucket)
+    for dirpath, dirnames, _files in os.walk(paths.root):
+        for name in dirnames:
+            with contextlib.suppress(OSError):
+                os.chmod(os.path.join(dirpath, name), 0o700)
+    shutil.rmtree(paths.root, ignore_errors=True)
+    return True

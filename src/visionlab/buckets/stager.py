@@ -1,0 +1,168 @@
+"""The background process of `--stage`: copy, verify, make read-only, move the links.
+
+    python -m visionlab.buckets.stager BUCKET REMOTE PREFIX MOUNT_SCOPE
+
+Started (detached, own process group) by stage.start. It writes its progress to stage.json
+about twice a second. Any failure leaves the links on the mount and the state "failed" with the
+reason; the work dir stays, so the next `--stage` resumes instead of starting over.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import sys
+import time
+from pathlib import Path
+
+from . import layout, links, rcconf, rclone, runner, state
+from .errors import BucketsError
+from .lock import bucket_lock
+from .stage import StageState, load, save
+
+
+def _writable_dirs(root: Path) -> None:
+    """Directories of a copy made read-only (0555) become writable again for the next sync;
+    files stay as they are (they are shared, as hard links, with the copy in use)."""
+    for dirpath, _dirs, _files in os.walk(root):
+        os.chmod(dirpath, 0o700)
+
+
+def _read_only(root: Path) -> None:
+    for dirpath, _dirs, files in os.walk(root, topdown=False):
+        for name in files:
+            path = os.path.join(dirpath, name)
+            if not os.path.islink(path):
+                os.chmod(path, 0o444)
+        os.chmod(dirpath, 0o555)
+
+
+def _copies(paths: layout.StagePaths) -> list[Path]:
+    return sorted(paths.root.glob("copy-*"), key=lambda p: int(p.name.split("-")[1]))
+
+
+def _verify(dest: Path, objects: list[list]) -> None:
+    """Every listed object is in the copy with its size (rclone checked each download's MD5)."""
+    for rel, size, _md5 in objects:
+        try:
+            got = os.stat(dest / rel).st_size
+        except OSError:
+            raise BucketsError(f"{rel} is missing from the copy", "run --stage again") from None
+        if got != size:
+            raise BucketsError(f"{rel} has {got} bytes in the copy, {size} in the listing",
+                               "the bucket changed while copying; run --stage again")
+
+
+def _link_other_entries(copy_root: Path, prefix: str, mount_point: str, top: list[str]) -> None:
+    """When one prefix is staged, the bucket's other top-level entries stay on the mount."""
+    first = prefix.strip("/").split("/")[0]
+    for name in top:
+        if name != first and not os.path.lexists(copy_root / name):
+            os.symlink(os.path.join(mount_point, name), copy_root / name)
+
+
+def _switch(bucket: str, scope: str, paths: layout.StagePaths, new_copy: Path) -> None:
+    """Point `current` at the new copy (one atomic rename), then every link of the bucket's
+    mount at `current` (each one atomic): no link is ever missing or half-copied."""
+    tmp = paths.root / ".current.tmp"
+    if os.path.lexists(tmp):
+        os.unlink(tmp)
+    os.symlink(new_copy.name, tmp)
+    os.replace(tmp, paths.current)
+    mpaths = layout.paths_for(bucket, scope)
+    with bucket_lock(mpaths.lock):
+        st = state.load(mpaths.state)
+        if not st:
+            return
+        for link in st.symlinks:
+            links.retarget(Path(link), str(mpaths.mount_point), paths.current)
+        state.save(mpaths.state, st._replace(staged=str(paths.current)))
+
+
+def run(bucket: str, remote: str, prefix: str, scope: str) -> None:
+    paths = layout.stage_paths(bucket)
+    st = load(paths) or StageState(state="copying")
+    st = st._replace(state="copying", pid=os.getpid(), error=None)
+    save(paths, st)
+    new_listing = paths.listing.with_suffix(".new")
+    listing = json.loads(new_listing.read_text())
+    objects = listing["objects"]
+    current = json.loads(paths.listing.read_text()) if paths.listing.exists() else None
+    copies = _copies(paths)
+    mount_point = str(layout.paths_for(bucket, scope).mount_point)
+    if current == listing and copies and os.path.realpath(paths.current) == str(copies[-1]):
+        # Unchanged since the copy in use was made: compare, download nothing.
+        _switch(bucket, scope, paths, copies[-1])
+        save(paths, st._replace(state="ready", files_done=len(objects),
+                                bytes_done=st.bytes_total, downloaded=0))
+        return
+    if not paths.work.exists():
+        if copies:  # start from the copy in use: unchanged objects are hard links, not downloads
+            shutil.copytree(copies[-1], paths.work, symlinks=True, copy_function=os.link)
+        else:
+            os.mkdir(paths.work, 0o700)
+    _writable_dirs(paths.work)
+    dest = paths.work / prefix if prefix else paths.work
+    dest.mkdir(parents=True, exist_ok=True)
+    binary = rclone.find_rclone()
+    argv = rclone.sync_argv(binary, rcconf.config_path(binary), remote, bucket, prefix, dest,
+                            paths.log, paths.socket)
+    child = runner.start_quiet(argv)
+    offset = rclone.log_offset(paths.log)
+    downloaded = 0
+    while child.poll() is None:
+        time.sleep(0.5)
+        try:
+            stats = rclone.copy_stats(paths.socket)
+        except OSError:
+            continue
+        downloaded = stats.files_done
+        present = sum(1 for rel, _s, _m in objects if os.path.exists(dest / rel))
+        save(paths, st._replace(files_done=present, bytes_done=min(stats.bytes_done, st.bytes_total),
+                                downloaded=downloaded))
+    if child.returncode != 0:
+        raise BucketsError(f"rclone sync failed: {rclone.log_error(paths.log, offset) or child.returncode}",
+                           "run --stage again to resume")
+    _verify(dest, objects)
+    if prefix:
+        top = sorted({rel.split("/")[0] for rel in _top_level(bucket, remote)})
+        _link_other_entries(paths.work, prefix, mount_point, top)
+    _read_only(paths.work)
+    number = int(copies[-1].name.split("-")[1]) + 1 if copies else 1
+    new_copy = paths.root / f"copy-{number}"
+    os.rename(paths.work, new_copy)
+    os.replace(new_listing, paths.listing)
+    _switch(bucket, scope, paths, new_copy)
+    for old in copies:  # files open in an old copy keep reading (unlinked, not gone)
+        _writable_dirs(old)
+        shutil.rmtree(old, ignore_errors=True)
+    save(paths, st._replace(state="ready", files_done=len(objects), bytes_done=st.bytes_total,
+                            downloaded=downloaded))
+
+
+def _top_level(bucket: str, remote: str) -> list[str]:
+    binary = rclone.find_rclone()
+    result = runner.run([binary, "lsf", "--max-depth", "1", "--config",
+                         str(rcconf.config_path(binary)), rclone.source(remote, bucket)], timeout=60)
+    return [line.strip().rstrip("/") for line in result.stdout.splitlines() if line.strip()]
+
+
+def main(argv: list[str]) -> int:
+    bucket, remote, prefix, scope = argv
+    os.setpgrp()  # stage.stop ends this process and its rclone together
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    paths = layout.stage_paths(bucket)
+    try:
+        run(bucket, remote, prefix, scope)
+        return 0
+    except BaseException as exc:  # noqa: BLE001 (any failure must land in the state file)
+        st = load(paths) or StageState(state="failed")
+        reason = str(exc) if not isinstance(exc, SystemExit) else "stopped (unmount-bucket)"
+        save(paths, st._replace(state="failed", error=reason or type(exc).__name__, pid=0))
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
