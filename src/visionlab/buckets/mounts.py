@@ -370,7 +370,7 @@ def _check_same_profile(req: _Request, st: Optional[state.MountState]) -> None:
     if req.profile and st and st.profile != req.profile:
         raise BucketsError(
             f"{req.bucket} is already mounted with profile '{st.profile}', not '{req.profile}'",
-            f"run 'unmount-bucket {req.bucket}' first, or drop --profile",
+            f"run 'unmount-bucket {req.bucket}' first (a mount keeps its profile while mounted)",
         )
 
 

@@ -533,13 +533,23 @@ def sync_argv(binary: str, config: Path, remote: str, bucket: str, prefix: str, 
     target = f"{source(remote, bucket)}/{prefix}".rstrip("/")
     return [binary, "sync", target, str(dest), "--config", str(config),
             "--transfers", "32", "--checkers", "32", "--fast-list",
-            "--log-file", str(log), "--log-level", "NOTICE",
+            "--log-file", str(log), "--log-level", "INFO",
             "--rc", "--rc-addr", f"unix://{socket_path}", "--rc-no-auth"]
 
 
 class CopyStats(NamedTuple):
     bytes_done: int
     files_done: int
+
+
+def copied_files(log: Path, since: int) -> int:
+    """Objects a sync downloaded, by its own log ("INFO : path: Copied (new)" per file)."""
+    try:
+        with open(log, "rb") as f:
+            f.seek(since)
+            return sum(1 for line in f if b": Copied (" in line)
+    except OSError:
+        return 0
 
 
 def copy_stats(socket_path: Path) -> CopyStats:

@@ -101,6 +101,8 @@ def plan(binary: str, config: Path, remote: str, bucket: str, prefix: str
     free = _free_bytes(layout.stage_root())
     want = needed + max(int(needed * MARGIN), MARGIN_MIN)
     if want > free:
+        free = _evict_unused(bucket, want, free)
+    if want > free:
         raise BucketsError(
             f"{bucket}{'/' + prefix if prefix else ''} does not fit: {needed / 1e9:,.2f} GB to copy "
             f"(+{(want - needed) / 1e9:,.2f} GB margin), {free / 1e9:,.2f} GB free in "
@@ -109,6 +111,48 @@ def plan(binary: str, config: Path, remote: str, bucket: str, prefix: str
             "prefix with --stage-prefix",
         )
     return objects
+
+
+def _size(path: Path) -> int:
+    total = 0
+    for dirpath, _dirs, files in os.walk(path):
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(dirpath, name)).st_size
+    return total
+
+
+def _in_use(bucket: str) -> bool:
+    """Does a mount of ours (any scope) have its links on this bucket's staged copy?"""
+    from . import state
+
+    for scope in ["", *layout.job_scopes()]:
+        st = state.load(layout.paths_for(bucket, scope).state)
+        if st and st.staged:
+            return True
+    return False
+
+
+def _evict_unused(bucket: str, want: int, free: int) -> int:
+    """Staged copies are a cache: when `want` bytes do not fit, remove the least recently used
+    copies no link uses (other buckets'), oldest first, but only if that makes it fit."""
+    root = layout.stage_root()
+    candidates = []
+    for entry in root.iterdir() if root.is_dir() else []:
+        if entry.name == bucket or not entry.is_dir() or entry.is_symlink():
+            continue
+        found = load(layout.stage_paths(entry.name))
+        if (found and found.state == "copying") or _in_use(entry.name):
+            continue
+        candidates.append((found.updated_at if found else 0.0, entry.name, _size(entry)))
+    if free + sum(size for *_rest, size in candidates) < want:
+        return free
+    for _used, name, _size_of in sorted(candidates):
+        drop(name)
+        free = _free_bytes(root)
+        if free >= want:
+            break
+    return free
 
 
 def start(bucket: str, remote: str, prefix: str, objects: list[rclone.ObjectInfo],

@@ -109,8 +109,9 @@ def run(bucket: str, remote: str, prefix: str, scope: str) -> None:
     binary = rclone.find_rclone()
     argv = rclone.sync_argv(binary, rcconf.config_path(binary), remote, bucket, prefix, dest,
                             paths.log, paths.socket)
-    child = runner.start_quiet(argv)
+    state.remove(paths.socket)  # left by an rclone that was killed
     offset = rclone.log_offset(paths.log)
+    child = runner.start_quiet(argv)
     downloaded = 0
     while child.poll() is None:
         time.sleep(0.5)
@@ -122,6 +123,7 @@ def run(bucket: str, remote: str, prefix: str, scope: str) -> None:
         present = sum(1 for rel, _s, _m in objects if os.path.exists(dest / rel))
         save(paths, st._replace(files_done=present, bytes_done=min(stats.bytes_done, st.bytes_total),
                                 downloaded=downloaded))
+    downloaded = rclone.copied_files(paths.log, offset)
     if child.returncode != 0:
         raise BucketsError(f"rclone sync failed: {rclone.log_error(paths.log, offset) or child.returncode}",
                            "run --stage again to resume")
@@ -159,7 +161,8 @@ def main(argv: list[str]) -> int:
         return 0
     except BaseException as exc:  # noqa: BLE001 (any failure must land in the state file)
         st = load(paths) or StageState(state="failed")
-        reason = str(exc) if not isinstance(exc, SystemExit) else "stopped (unmount-bucket)"
+        reason = (exc.message if isinstance(exc, BucketsError) else
+                  "stopped (unmount-bucket)" if isinstance(exc, SystemExit) else str(exc))
         save(paths, st._replace(state="failed", error=reason or type(exc).__name__, pid=0))
         return 1
 
