@@ -11,7 +11,6 @@ import threading
 import time
 from pathlib import Path
 
-import pytest
 from conftest import bin_path, needs_fuse
 
 pytestmark = [needs_fuse]

@@ -8,11 +8,11 @@ from .errors import BucketsError
 # The mount machinery is imported on first use (PEP 562), so `import visionlab.buckets` and the
 # platform helpers stay cheap for code that only asks where it runs.
 _LAZY = {
-    "MountInfo": "mounts",
-    "is_mounted": "mounts",
-    "list_mounts": "mounts",
+    "MountInfo": "mountinfo",
+    "is_mounted": "mountinfo",
+    "list_mounts": "mountinfo",
     "mount_bucket": "mounts",
-    "status": "mounts",
+    "status": "mountinfo",
     "sync_bucket": "mounts",
     "unmount_bucket": "mounts",
     "get_platform_name": "platform",

@@ -77,7 +77,7 @@ def _run(func, *args, **kwargs):
 
 
 def _print_list(as_json: bool) -> None:
-    from .mounts import list_mounts
+    from .mountinfo import list_mounts
 
     mounts = _run(list_mounts)
     if as_json:
@@ -102,7 +102,7 @@ def _print_list(as_json: bool) -> None:
 
 
 def _print_status(bucket: str, as_json: bool, quiet: bool) -> NoReturn:
-    from .mounts import status
+    from .mountinfo import status
 
     info = _run(status, bucket)
     code = {"alive": 0, "not-mounted": EXIT_NOT_MOUNTED, "stale": EXIT_STALE}[info.state]

@@ -26,7 +26,7 @@ _SAFE_REMOTE = re.compile(r"[A-Za-z0-9_.+@-]+")
 def mounted_buckets(incomplete: str) -> list[str]:
     """Buckets with a mount or state of this user (mount table + state files, no network)."""
     try:
-        from .mounts import known_buckets
+        from .mountinfo import known_buckets
 
         return [b for b in known_buckets() if b.startswith(incomplete)]
     except Exception:

@@ -107,10 +107,10 @@ def _config_path():
 
 def _stranded() -> list[Check]:
     """Dead mounts (a killed rclone, an ended SLURM job) whose cache holds unsaved files."""
-    from . import mounts
+    from .mountinfo import list_mounts
 
     try:
-        found = [m for m in mounts.list_mounts() if m.stranded]
+        found = [m for m in list_mounts() if m.stranded]
     except BucketsError:
         return []
     return [Check("warn", f"stranded {m.bucket}",

@@ -18,9 +18,12 @@ import os
 import pwd
 import stat
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple, Optional
 
 from .errors import UnsafePath
+
+if TYPE_CHECKING:
+    from .state import MountState
 
 RUNTIME_ENV = "VISIONLAB_BUCKETS_RUNTIME_DIR"
 STAGE_ENV = "VISIONLAB_BUCKETS_STAGE_DIR"
@@ -104,6 +107,11 @@ def paths_for(bucket: str, scope: str = "") -> BucketPaths:
         cache=meta / "cache" / bucket,
         holds=meta / f"{bucket}.holds",
     )
+
+
+def link_targets(paths: BucketPaths, st: Optional[MountState]) -> list[Path]:
+    """What our links of this mount point at: the mount, and a staged copy once they moved."""
+    return [paths.mount_point, *([Path(st.staged)] if st and st.staged else [])]
 
 
 def recorded_buckets(scope: str = "") -> list[str]:

@@ -1,0 +1,31 @@
+"""Is a recorded mount alive: it answers a stat in time and its recorded rclone still runs;
+and which remote a live mount serves."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Optional
+
+from . import mounttable, procs
+
+if TYPE_CHECKING:
+    from . import layout, state
+
+PROBE_TIMEOUT = 2.0
+
+
+def answers(paths: layout.BucketPaths, st: Optional[state.MountState],
+            probed: Optional[tuple] = None) -> tuple:
+    """(alive, reason): the mount answers a stat in time and its recorded rclone still runs."""
+    alive, reason = probed or mounttable.probe(str(paths.mount_point), PROBE_TIMEOUT)
+    if alive and st and st.pid and not procs.is_alive(st.pid):
+        return False, f"rclone (pid {st.pid}) is gone"
+    return alive, reason
+
+
+def mounted_remote(entry: mounttable.MountEntry, st: Optional[state.MountState]) -> str:
+    """The remote a live mount came from: its state file says; else rclone reads the source."""
+    if st:
+        return st.remote
+    from . import rclone  # rare (a mount without a state file): keep the fast path light
+
+    return rclone.remote_of(entry.source)
