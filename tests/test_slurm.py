@@ -59,15 +59,13 @@ def test_job_as_user_mounts_a_bucket_and_reads_through_the_link(slurm_job, slurm
 @pytest.mark.parametrize("pattern", DOCUMENTED)
 def test_documented_pattern_strands_nothing_on_scancel(slurm_job, slurm_s3, pattern):
     """exec/srun wrapper and exec/srun Python API: scancel right after the writes (before
-    rclone's write-back), and all 21 files are on the server, none left in a node cache. The
-    wrapper also unmounts; the API leaves the job's dead mount (cleared by the next mount)."""
+    rclone's write-back), and all 21 files are on the server, none left in a node cache, and no
+    dead mount: the wrapper and the API both unmount the job's mount they made."""
     r = run_write_scenario(slurm_job, slurm_s3, pattern, "scancel")
     print(r.row())
     assert r.written == ALL, r.output
     assert r.state == "CANCELLED", r.output
-    assert (r.on_server, r.stranded) == (ALL, 0), (r.row(), r.output)
-    if pattern.startswith("wrapper"):
-        assert r.dead_mounts == 0, (r.row(), r.output)
+    assert (r.on_server, r.stranded, r.dead_mounts) == (ALL, 0, 0), (r.row(), r.output)
 
 
 def test_job_a_cancelled_breaks_no_read_of_job_b(slurm_job, slurm_s3):
