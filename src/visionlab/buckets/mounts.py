@@ -263,7 +263,7 @@ def _plan_stage(req: _Request, prefix: str) -> list:
 
 
 def wait_staged(bucket_name: str, progress: Optional[Callable[[object], None]] = None,
-                poll: float = 0.5) -> MountInfo:
+                poll: float = 0.1) -> MountInfo:
     """Block until the bucket's staged copy is ready (its links moved); raise when it failed."""
     from . import stage as staging
 

@@ -76,10 +76,13 @@ def spawn_detached(argv: Sequence[str], log_path: str) -> Optional[int]:
     return int(pid_text)
 
 
-def start_quiet(argv: Sequence[str]) -> subprocess.Popen:
-    """Start argv as a child with no stdin and its output discarded (it logs to a file)."""
-    return subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+def start_logged(argv: Sequence[str], log_path: str) -> subprocess.Popen:
+    """Start argv as a child with no stdin and its output appended to `log_path`."""
+    fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    try:
+        return subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=fd, stderr=fd)
+    finally:
+        os.close(fd)
 
 
 def run_foreground(argv: Sequence[str], forward: Sequence[int]) -> int:

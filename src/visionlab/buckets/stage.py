@@ -86,7 +86,7 @@ def _free_bytes(path: Path) -> int:
 
 
 def _listing_key(objects: list[rclone.ObjectInfo]) -> list[list]:
-    return sorted([o.path, o.size, o.md5] for o in objects)
+    return sorted([o.path, o.size, o.modified] for o in objects)
 
 
 def plan(binary: str, config: Path, remote: str, bucket: str, prefix: str
@@ -97,7 +97,7 @@ def plan(binary: str, config: Path, remote: str, bucket: str, prefix: str
     have = {}
     with contextlib.suppress(OSError, ValueError):
         have = {(p, s, m) for p, s, m in json.loads(paths.listing.read_text())["objects"]}
-    needed = sum(o.size for o in objects if (o.path, o.size, o.md5) not in have)
+    needed = sum(o.size for o in objects if (o.path, o.size, o.modified) not in have)
     free = _free_bytes(layout.stage_root())
     want = needed + max(int(needed * MARGIN), MARGIN_MIN)
     if want > free:

@@ -9,12 +9,13 @@ reason; the work dir stays, so the next `--stage` resumes instead of starting ov
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import signal
+import subprocess
 import sys
-import time
 from pathlib import Path
 
 from . import layout, links, rcconf, rclone, runner, state
@@ -45,7 +46,7 @@ def _copies(paths: layout.StagePaths) -> list[Path]:
 
 def _verify(dest: Path, objects: list[list]) -> None:
     """Every listed object is in the copy with its size (rclone checked each download's MD5)."""
-    for rel, size, _md5 in objects:
+    for rel, size, _modified in objects:
         try:
             got = os.stat(dest / rel).st_size
         except OSError:
@@ -111,10 +112,11 @@ def run(bucket: str, remote: str, prefix: str, scope: str) -> None:
                             paths.log, paths.socket)
     state.remove(paths.socket)  # left by an rclone that was killed
     offset = rclone.log_offset(paths.log)
-    child = runner.start_quiet(argv)
+    child = runner.start_logged(argv, str(paths.log))
     downloaded = 0
     while child.poll() is None:
-        time.sleep(0.5)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            child.wait(0.25)
         try:
             stats = rclone.copy_stats(paths.socket)
         except OSError:
