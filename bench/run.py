@@ -181,6 +181,18 @@ def wait_gone(pid: int | None, timeout: float = 15) -> None:
         time.sleep(0.02)
 
 
+def wait_port(port: int, timeout: float, what: str) -> None:
+    """Return once 127.0.0.1:port accepts a connection; RuntimeError after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{what} did not start")
+
+
 def fusermount() -> str:
     return shutil.which("fusermount3") or shutil.which("fusermount") or "fusermount3"
 
@@ -265,14 +277,7 @@ class World:
                  str(self.data)],
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=server_log,
                 env={**self.env, "RCLONE_CONFIG": "/dev/null"})
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("rclone serve s3 did not start")
+        wait_port(self.port, 15, "rclone serve s3")
 
     def cleanup(self) -> None:
         prefix = str(self.work)

@@ -122,18 +122,11 @@ class Proxy:
     def __init__(self, world: rb.World, delay_ms: float) -> None:
         self.port = rb.free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
-        self.proc = subprocess.Popen(
-            [sys.executable, __file__, "--proxy", str(self.port), str(world.port), str(delay_ms)],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=open(world.work / "proxy.log", "wb"))
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("proxy did not start")
+        with open(world.work / "proxy.log", "wb") as log:  # the child keeps its own copy
+            self.proc = subprocess.Popen(
+                [sys.executable, __file__, "--proxy", str(self.port), str(world.port),
+                 str(delay_ms)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log)
+        rb.wait_port(self.port, 10, "proxy")
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -391,7 +384,8 @@ def report(sb: StageBench, modes: list[str], profiles: list[str], n: int, extra:
     row("first epoch, plain `rclone mount` (mount + read)", lambda m: rate(m, "rclone:ready_s"))
     row("first epoch, `--profile dataset` (mount + read)", lambda m: rate(m, "vb:dataset:ready_s"))
     row("**`--stage --wait`: command start -> link on the copy**", lambda m: rate(m, "stage:ready_s"))
-    row("  of which the stager process (listing done -> ready)", lambda m: f"{g(m, 'stage:stager_s') or 0:.2f} s")
+    row("  of which the stager process (listing done -> ready)",
+        lambda m: f"{g(m, 'stage:stager_s') or 0:.2f} s")
     row("staging speed-up vs plain rclone first epoch",
         lambda m: ratio(g(m, "rclone:ready_s"), g(m, "stage:ready_s")))
     row("staging speed-up vs `dataset` first epoch",
@@ -536,12 +530,12 @@ def main(argv=None) -> int:
             os.unlink(world.links / rb.BUCKET)
         rtts[mode] = rtt_ms(world)
         rb.log(f"mode {mode}: request round trip {rtts[mode]:.1f} ms")
-        steps = [("stage", lambda: sb.stage(mode))]
-        steps += [(c.name, lambda c=c: sb.fuse(mode, c)) for c in
+        steps = [("stage", lambda mode=mode: sb.stage(mode))]
+        steps += [(c.name, lambda c=c, mode=mode: sb.fuse(mode, c)) for c in
                   [rb.BareRclone("rclone", "", world, [])] +
                   [rb.Ours(f"vb:{p}", "", world, p) for p in names]]
         if not args.no_sync:
-            steps.append(("sync", lambda: sb.sync_variants(
+            steps.append(("sync", lambda mode=mode: sb.sync_variants(
                 mode, SYNC_VARIANTS_QUICK if args.quick else SYNC_VARIANTS_FULL)))
         for name, step in steps:
             t = time.monotonic()
