@@ -152,9 +152,10 @@ def _doctor(remote: str, bucket: Optional[str], write: bool) -> NoReturn:
 @click.option("--remote", default="s3_remote", show_default=True, metavar="NAME",
               shell_complete=_complete_remote, help="rclone remote to mount from.")
 @click.option("--profile", type=click.Choice(PROFILE_NAMES), metavar="NAME",
-              help="Mount profile: 'default' (read-write), 'dataset' (read-only, whole-file cache "
-                   "for data read many times) or 'stream' (read-only, no cache). "
-                   "See the README's 'Profiles'.")
+              help="Mount profile: 'default' (read-write, writes uploaded 5 s after close), "
+                   "'dataset' (read-only, whole-file cache on local disk for data read many "
+                   "times), 'stream' (read-only, no cache, parallel reads: data read once; "
+                   "rclone >= 1.68).")
 @click.option("--list", "list_", is_flag=True, help="List this user's mounts and exit.")
 @click.option("--status", "status_", is_flag=True,
               help="Report BUCKET's mount: exit 0 alive, 3 not mounted, 4 stale.")
