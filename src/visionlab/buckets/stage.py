@@ -22,8 +22,9 @@ import time
 from pathlib import Path
 from typing import NamedTuple, Optional
 
-from . import layout, procs, rclone, runner
+from . import layout, links, procs, rclone, runner, state
 from .errors import BucketsError
+from .lock import bucket_lock
 
 MARGIN = 0.05  # free space needed beyond the bytes to download
 MARGIN_MIN = 256 << 20
@@ -155,6 +156,29 @@ def _evict_unused(bucket: str, want: int, free: int) -> int:
     return free
 
 
+def copies(paths: layout.StagePaths) -> list[Path]:
+    """The finished copies of a bucket, oldest first."""
+    return sorted(paths.root.glob("copy-*"), key=lambda p: int(p.name.split("-")[1]))
+
+
+def switch_links(bucket: str, scope: str, paths: layout.StagePaths, new_copy: Path) -> None:
+    """Point `current` at the new copy (one atomic rename), then every link of the bucket's
+    mount at `current` (each one atomic): no link is ever missing or half-copied."""
+    tmp = paths.root / ".current.tmp"
+    if os.path.lexists(tmp):
+        os.unlink(tmp)
+    os.symlink(new_copy.name, tmp)
+    os.replace(tmp, paths.current)
+    mpaths = layout.paths_for(bucket, scope)
+    with bucket_lock(mpaths.lock):
+        st = state.load(mpaths.state)
+        if not st:
+            return
+        for link in st.symlinks:
+            links.retarget(Path(link), str(mpaths.mount_point), paths.current)
+        state.save(mpaths.state, st._replace(staged=str(paths.current)))
+
+
 def start(bucket: str, remote: str, prefix: str, objects: list[rclone.ObjectInfo],
           mount_scope: str) -> StageState:
     """Write the listing and start the stager in the background (its own session)."""
@@ -164,11 +188,23 @@ def start(bucket: str, remote: str, prefix: str, objects: list[rclone.ObjectInfo
     running = load(paths)
     if running and running.state == "copying":
         return running  # one stager per bucket
-    with open(paths.listing.with_suffix(".new"), "w", encoding="utf-8") as f:
-        json.dump({"prefix": prefix, "objects": _listing_key(objects)}, f)
+    listing = {"prefix": prefix, "objects": _listing_key(objects)}
     total = sum(o.size for o in objects)
     st = StageState(state="copying", files_total=len(objects), bytes_total=total,
                     path=str(paths.current), prefix=prefix, started_at=time.time())
+    done = copies(paths)
+    with contextlib.suppress(OSError, ValueError):
+        if (done and json.loads(paths.listing.read_text()) == listing
+                and os.path.realpath(paths.current) == str(done[-1])):
+            # Unchanged since the copy in use was made: listed and compared, nothing to
+            # download, no copy process: the links move now.
+            switch_links(bucket, mount_scope, paths, done[-1])
+            st = st._replace(state="ready", files_done=len(objects), bytes_done=total,
+                             downloaded=0)
+            save(paths, st)
+            return st
+    with open(paths.listing.with_suffix(".new"), "w", encoding="utf-8") as f:
+        json.dump(listing, f)
     save(paths, st)
     argv = [sys.executable, "-m", "visionlab.buckets.stager", bucket, remote, prefix, mount_scope]
     pid = runner.spawn_detached(argv, str(paths.log))

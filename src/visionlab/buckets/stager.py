@@ -18,10 +18,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from . import layout, links, rcconf, rclone, runner, state
+from . import layout, rcconf, rclone, runner, state
 from .errors import BucketsError
-from .lock import bucket_lock
-from .stage import StageState, load, save
+from .stage import StageState, load, save, switch_links
+from .stage import copies as _copies
 
 
 def _writable_dirs(root: Path) -> None:
@@ -38,10 +38,6 @@ def _read_only(root: Path) -> None:
             if not os.path.islink(path):
                 os.chmod(path, 0o444)
         os.chmod(dirpath, 0o555)
-
-
-def _copies(paths: layout.StagePaths) -> list[Path]:
-    return sorted(paths.root.glob("copy-*"), key=lambda p: int(p.name.split("-")[1]))
 
 
 def _verify(dest: Path, objects: list[list]) -> None:
@@ -64,24 +60,6 @@ def _link_other_entries(copy_root: Path, prefix: str, mount_point: str, top: lis
             os.symlink(os.path.join(mount_point, name), copy_root / name)
 
 
-def _switch(bucket: str, scope: str, paths: layout.StagePaths, new_copy: Path) -> None:
-    """Point `current` at the new copy (one atomic rename), then every link of the bucket's
-    mount at `current` (each one atomic): no link is ever missing or half-copied."""
-    tmp = paths.root / ".current.tmp"
-    if os.path.lexists(tmp):
-        os.unlink(tmp)
-    os.symlink(new_copy.name, tmp)
-    os.replace(tmp, paths.current)
-    mpaths = layout.paths_for(bucket, scope)
-    with bucket_lock(mpaths.lock):
-        st = state.load(mpaths.state)
-        if not st:
-            return
-        for link in st.symlinks:
-            links.retarget(Path(link), str(mpaths.mount_point), paths.current)
-        state.save(mpaths.state, st._replace(staged=str(paths.current)))
-
-
 def run(bucket: str, remote: str, prefix: str, scope: str) -> None:
     paths = layout.stage_paths(bucket)
     st = load(paths) or StageState(state="copying")
@@ -90,15 +68,8 @@ def run(bucket: str, remote: str, prefix: str, scope: str) -> None:
     new_listing = paths.listing.with_suffix(".new")
     listing = json.loads(new_listing.read_text())
     objects = listing["objects"]
-    current = json.loads(paths.listing.read_text()) if paths.listing.exists() else None
     copies = _copies(paths)
     mount_point = str(layout.paths_for(bucket, scope).mount_point)
-    if current == listing and copies and os.path.realpath(paths.current) == str(copies[-1]):
-        # Unchanged since the copy in use was made: compare, download nothing.
-        _switch(bucket, scope, paths, copies[-1])
-        save(paths, st._replace(state="ready", files_done=len(objects),
-                                bytes_done=st.bytes_total, downloaded=0))
-        return
     if not paths.work.exists():
         if copies:  # start from the copy in use: unchanged objects are hard links, not downloads
             shutil.copytree(copies[-1], paths.work, symlinks=True, copy_function=os.link)
@@ -138,7 +109,7 @@ def run(bucket: str, remote: str, prefix: str, scope: str) -> None:
     new_copy = paths.root / f"copy-{number}"
     os.rename(paths.work, new_copy)
     os.replace(new_listing, paths.listing)
-    _switch(bucket, scope, paths, new_copy)
+    switch_links(bucket, scope, paths, new_copy)
     for old in copies:  # files open in an old copy keep reading (unlinked, not gone)
         _writable_dirs(old)
         shutil.rmtree(old, ignore_errors=True)
