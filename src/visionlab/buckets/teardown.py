@@ -95,6 +95,7 @@ def take_down(paths: layout.BucketPaths, st: Optional[state.MountState], lazy: b
         stop_recorded_rclone(paths, st)
     removed = links.remove_ours(st.symlinks, *layout.link_targets(paths, st)) if st else []
     rmdir(paths.mount_point)
+    rmdir(paths.holds)  # only when no process holds the mount any more (else not empty)
     state.remove(paths.state)
     state.remove(paths.socket)
     return removed
