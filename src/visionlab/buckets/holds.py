@@ -26,7 +26,11 @@ class Hold:
             self.file.touch(mode=0o600)
 
     def _others(self) -> bool:
-        for entry in self.paths.holds.iterdir():
+        try:
+            entries = list(self.paths.holds.iterdir())
+        except FileNotFoundError:  # the mount was taken down meanwhile
+            return False
+        for entry in entries:
             if entry == self.file:
                 continue
             if entry.name.isdigit() and procs.is_alive(int(entry.name)):
