@@ -47,10 +47,12 @@ READERS = 8
 EPOCH_REPS = 9  # interleaved samples per warm epoch (median)
 TORCH_PY = os.environ.get("BENCH_TORCH_PYTHON", "/work/torch-venv/bin/python")
 SYNC_VARIANTS_FULL = [  # (label, extra flags) for bare `rclone sync` (what sync_argv runs)
-    ("t32 c32 fast-list (sync_argv today)", ["--transfers", "32", "--checkers", "32", "--fast-list"]),
+    ("t32 c32 fast-list (sync_argv before)", ["--transfers", "32", "--checkers", "32", "--fast-list"]),
     ("t8 c8 fast-list", ["--transfers", "8", "--checkers", "8", "--fast-list"]),
     ("t16 c16 fast-list", ["--transfers", "16", "--checkers", "16", "--fast-list"]),
     ("t64 c64 fast-list", ["--transfers", "64", "--checkers", "64", "--fast-list"]),
+    ("t64 c64 fast-list server-modtime (sync_argv now)",
+     ["--transfers", "64", "--checkers", "64", "--fast-list", "--use-server-modtime"]),
     ("t128 c128 fast-list", ["--transfers", "128", "--checkers", "128", "--fast-list"]),
     ("t64 c8 fast-list", ["--transfers", "64", "--checkers", "8", "--fast-list"]),
     ("t32 c32 no fast-list", ["--transfers", "32", "--checkers", "32"]),
@@ -329,7 +331,9 @@ class StageBench:
 
 
 LIST_VARIANTS = [
-    ("`lsjson -R --files-only --fast-list --hash` (list_objects today)",
+    ("`lsjson -R --files-only --no-mimetype --fast-list --use-server-modtime` (list_objects now)",
+     ["lsjson", "-R", "--files-only", "--no-mimetype", "--fast-list", "--use-server-modtime"]),
+    ("`lsjson -R --files-only --fast-list --hash` (list_objects before)",
      ["lsjson", "-R", "--files-only", "--fast-list", "--hash"]),
     ("`lsjson -R --files-only --fast-list` (no --hash)",
      ["lsjson", "-R", "--files-only", "--fast-list"]),

@@ -220,8 +220,9 @@ def mount_cmd(bucket: Optional[str], root: Optional[str], remote: str, profile: 
 
     command = (click.get_current_context().obj or {}).get("command")
     if command:
-        if modes or as_json or print_link:
-            raise click.UsageError("'-- CMD' goes with a plain mount, not with other modes")
+        if modes or as_json or print_link or stage or stage_prefix or wait:
+            raise click.UsageError("'-- CMD' goes with a plain mount, not with other modes "
+                                   "or --stage")
         _run_under_mount(bucket, command, root, remote, profile, timeout, quiet)
     if (stage_prefix or wait) and not stage:
         raise click.UsageError("--stage-prefix and --wait go with --stage")

@@ -68,19 +68,24 @@ def _timeout() -> float:
         return EXIT_TIMEOUT
 
 
+def _say(line: str) -> None:
+    print(f"visionlab-buckets: at exit: {line}", file=sys.stderr, flush=True)
+
+
 def _drain_at_exit() -> None:
-    from . import mounts
-
-    def report(line: str) -> None:
-        if "is not mounted" not in line:  # the program unmounted it itself (which drained)
-            print(f"visionlab-buckets: at exit: {line}", file=sys.stderr, flush=True)
-
-    from . import layout
+    from . import layout, mountinfo
+    from .errors import BucketsError
 
     for bucket in sorted(_held):
         held = _held[bucket]
         if held.runtime != layout.runtime_dir():  # type: ignore[attr-defined]
             continue  # the environment changed since (a test harness): not ours to touch
-        if mounts.status(bucket).state != "alive":
-            continue
-        held.release(_timeout(), report)  # type: ignore[attr-defined]
+        try:
+            info = mountinfo.status(bucket)
+            if info.state == "alive":
+                held.release(_timeout(), _say)  # type: ignore[attr-defined]
+            elif info.stranded:  # its rclone died (OOM, a kill): say what did not reach S3
+                _say(f"{bucket}: {info.uploads_note}")
+            # "not-mounted" with nothing stranded: the program unmounted it (which drained)
+        except BucketsError as exc:
+            _say(f"error: {exc}")

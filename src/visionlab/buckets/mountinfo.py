@@ -127,6 +127,11 @@ def list_mounts(timeout: float = PROBE_TIMEOUT) -> list[MountInfo]:
     if not os.path.lexists(base):
         return []
     layout.check_private_dir(base)
-    paths = all_paths()
+    return [info for _paths, info in described(all_paths(), timeout)]
+
+
+def described(paths: list[layout.BucketPaths], timeout: float = PROBE_TIMEOUT
+              ) -> list[tuple[layout.BucketPaths, MountInfo]]:
+    """Each of `paths` with its MountInfo (probes in parallel)."""
     probes = mounttable.probe_all([str(p.mount_point) for p in paths], timeout)
-    return [_info(p.bucket, p, timeout, probes[str(p.mount_point)]) for p in paths]
+    return [(p, _info(p.bucket, p, timeout, probes[str(p.mount_point)])) for p in paths]

@@ -10,6 +10,7 @@ teardown (the ways a mount goes away), mountinfo (status, list_mounts; re-export
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from pathlib import Path
@@ -38,6 +39,7 @@ __all__ = [
 
 DEFAULT_REMOTE = "s3_remote"  # == rcconf.DEFAULT_REMOTE (a test keeps them equal; this import is cheap)
 DRAIN_TIMEOUT = 600.0
+SLOW_PROBE_TIMEOUT = 10.0  # before a live rclone whose mount did not answer is taken for hung
 
 PathLike = Union[str, "os.PathLike[str]"]
 Progress = Callable[["uploads_mod.UploadReport", float], None]
@@ -78,6 +80,7 @@ class _Request(NamedTuple):
     profile: Optional[str]  # None: keep the mount's profile, or the default for a new mount
     link: Path
     paths: layout.BucketPaths
+    held: bool = False  # the caller runs under the mount and releases it (holds.py)
 
 
 def _resolve_root(root_dir: Optional[PathLike]) -> Path:
@@ -106,7 +109,8 @@ def _request(bucket_name: str, root_dir: Optional[PathLike], remote: str,
         staged = str(layout.stage_paths(bucket).current)
         if links.target_of(link) != staged and not scopes.dead_link_of_ours(link, paths):
             raise
-    return _Request(bucket=bucket, remote=remote, profile=profile, link=link, paths=paths)
+    return _Request(bucket=bucket, remote=remote, profile=profile, link=link, paths=paths,
+                    held=held)
 
 
 def _check_same_remote(req: _Request, entry: mounttable.MountEntry,
@@ -127,6 +131,16 @@ def _check_same_profile(req: _Request, st: Optional[state.MountState]) -> None:
         )
 
 
+def _register(req: _Request) -> None:
+    """Under the lock: the link, and this process's hold when it runs under the mount (so a
+    holder ending meanwhile never unmounts it under us)."""
+    _register_link(req.paths, req.link)
+    if req.held:
+        from . import holds
+
+        holds.take(req.paths)
+
+
 def _register_link(paths: layout.BucketPaths, link: Path) -> list[Path]:
     """Create the link (or take over one left by an ended job) and record it in the state file
     (caller holds the lock)."""
@@ -142,13 +156,14 @@ def _register_link(paths: layout.BucketPaths, link: Path) -> list[Path]:
     return created
 
 
-def _reuse_live(req: _Request, locked: bool = False) -> Optional[MountResult]:
+def _reuse_live(req: _Request, locked: bool = False,
+                probed: Optional[tuple] = None) -> Optional[MountResult]:
     """A live mount only gains a link (no rclone, no network). Checked once without the lock
     (cheap), then again under it before anything is written."""
     paths = req.paths
     entry = mounttable.find(str(paths.mount_point))
     st = state.load(paths.state)
-    if not entry or not answers(paths, st)[0]:
+    if not entry or not answers(paths, st, probed)[0]:
         return None
     _check_same_remote(req, entry, st)
     if not locked:
@@ -157,7 +172,7 @@ def _reuse_live(req: _Request, locked: bool = False) -> Optional[MountResult]:
             return _reuse_live(req, locked=True)
     st = state.load(paths.state)
     _check_same_profile(req, st)
-    _register_link(paths, req.link)
+    _register(req)
     return MountResult(scope=scopes.scope_label(paths.scope), bucket=req.bucket, remote=req.remote,
                        link=req.link, mount_point=paths.mount_point,
                        profile=st.profile if st else "unknown", newly_mounted=False)
@@ -202,6 +217,14 @@ def _start_or_heal(req: _Request, ready: _Ready) -> MountResult:
     paths = req.paths
     st = state.load(paths.state)
     entry = mounttable.find(str(paths.mount_point))
+    if entry and st and procs.is_alive(st.pid):
+        # Its rclone runs but did not answer the quick probe: a slow rclone under load, or a
+        # hung one. Only a hung one is taken away (that kills it): ask again, longer.
+        probed = mounttable.probe(str(paths.mount_point), SLOW_PROBE_TIMEOUT)
+        if probed[0]:
+            reused = _reuse_live(req, locked=True, probed=probed)
+            if reused:
+                return reused
     healed = bool(entry or st)
     if healed:
         teardown.discard_dead_mount(paths, st)
@@ -212,7 +235,7 @@ def _start_or_heal(req: _Request, ready: _Ready) -> MountResult:
                            staged=st.staged)
     state.save(paths.state, new)
     try:
-        _register_link(paths, req.link)
+        _register(req)
     except BaseException:
         teardown.take_down(paths, new, lazy=False)
         raise
@@ -370,7 +393,8 @@ def _wait_rc(spec: rclone.MountSpec) -> None:
 
 
 def sync(bucket_name: Optional[str] = None, timeout: float = DRAIN_TIMEOUT,
-         progress: Optional[Callable[[str], uploads_mod.Progress]] = None) -> list[str]:
+         progress: Optional[Callable[[str], uploads_mod.Progress]] = None,
+         scope: Optional[str] = None) -> list[str]:
     """Wait until every upload queued so far reached S3: one bucket, or all live mounts of this
     user (inside a SLURM job: of this job). Returns the buckets synced; raises UploadsFailing /
     PendingUploads / NotMounted."""
@@ -379,10 +403,12 @@ def sync(bucket_name: Optional[str] = None, timeout: float = DRAIN_TIMEOUT,
     layout.check_private_dir(layout.runtime_dir())
     if bucket_name is not None:
         bucket = names.parse(bucket_name)
-        chosen = [layout.paths_for(bucket, scopes.existing_scope(bucket))]
-        if status(bucket).state != "alive":
+        one = layout.paths_for(bucket, scopes.existing_scope(bucket) if scope is None else scope)
+        entry = mounttable.find(str(one.mount_point))
+        if not entry or not answers(one, state.load(one.state))[0]:
             raise NotMounted(f"{bucket} is not mounted (or its mount is dead)",
                              f"see 'mount-bucket --status {bucket}'")
+        chosen = [one]
     else:
         found = scopes.all_paths(this_job_only=True)
         probes = mounttable.probe_all([str(p.mount_point) for p in found], PROBE_TIMEOUT)
@@ -402,8 +428,13 @@ def sync(bucket_name: Optional[str] = None, timeout: float = DRAIN_TIMEOUT,
 
 
 def unmount(bucket_name: str, timeout: float = DRAIN_TIMEOUT, force: bool = False,
-            progress: Optional[Progress] = None, scope: Optional[str] = None) -> UnmountResult:
-    """Drain pending uploads, unmount, and remove the mount point and our symlinks."""
+            progress: Optional[Progress] = None, scope: Optional[str] = None,
+            release_hold: Optional[Path] = None) -> Optional[UnmountResult]:
+    """Drain pending uploads, unmount, and remove the mount point and our symlinks.
+
+    `release_hold`: drop this hold file first, and unmount only if no other live process
+    holds the mount (decided under the bucket's lock); None when it was kept for them.
+    """
     bucket = names.parse(bucket_name)
     paths = layout.paths_for(bucket, scopes.existing_scope(bucket) if scope is None else scope)
     base = layout.runtime_dir()
@@ -413,35 +444,49 @@ def unmount(bucket_name: str, timeout: float = DRAIN_TIMEOUT, force: bool = Fals
     layout.check_private_dir(base)
     if not os.path.lexists(paths.lock) and not mounttable.find(str(paths.mount_point)):
         raise not_mounted
-    if os.path.exists(layout.stage_paths(bucket).state):
-        from . import stage
-
-        stage.stop(bucket)  # a copy in progress ends with the mount (the copy stays, resumable)
     with bucket_lock(paths.lock):
-        st = state.load(paths.state)
-        entry = mounttable.find(str(paths.mount_point))
-        if not st and not entry:
-            raise not_mounted
-        remote = mounted_remote(entry, st) if entry else st.remote if st else None
-        if entry and answers(paths, st)[0]:
-            from . import uploads
+        if release_hold is not None:
+            from . import holds
 
-            try:
-                uploads.wait_uploaded(paths, st, timeout, progress,
-                                      again=f"unmount-bucket {bucket}")
-            except OSError as exc:
-                if st and st.pid and not procs.is_alive(st.pid):
-                    return _unmount_dead(paths, st, remote)  # rclone died just now
-                if not force:
-                    raise BucketsError(
-                        f"cannot ask rclone about pending uploads ({exc})",
-                        "use --force to unmount anyway (unsaved uploads may be lost)",
-                    ) from exc
-            lazy = teardown.detach(paths, lazy_if_busy=force)
-            removed = teardown.take_down(paths, st, lazy=lazy)
-            return UnmountResult(bucket=bucket, mount_point=str(paths.mount_point), remote=remote,
-                                 was_stale=False, lazy=lazy, removed_links=removed)
-        return _unmount_dead(paths, st, remote)
+            with contextlib.suppress(FileNotFoundError):
+                release_hold.unlink()
+            if holds.others(paths, release_hold):
+                return None  # another process still runs under it
+        result = _unmount_locked(paths, timeout, force, progress, not_mounted)
+    from . import stage
+
+    stage.stop_for(bucket, paths.scope)  # a copy in progress ends with its mount (resumable)
+    return result
+
+
+def _unmount_locked(paths: layout.BucketPaths, timeout: float, force: bool,
+                    progress: Optional[Progress], not_mounted: NotMounted) -> UnmountResult:
+    bucket = paths.bucket
+    st = state.load(paths.state)
+    entry = mounttable.find(str(paths.mount_point))
+    if not st and not entry:
+        raise not_mounted
+    remote = mounted_remote(entry, st) if entry else st.remote if st else None
+    if entry and answers(paths, st)[0]:
+        from . import uploads
+
+        try:
+            uploads.wait_uploaded(paths, st, timeout, progress,
+                                  again=f"unmount-bucket {bucket}")
+        except OSError as exc:
+            if st and st.pid and not procs.is_alive(st.pid):
+                return _unmount_dead(paths, st, remote)  # rclone died just now
+            if not force:
+                raise BucketsError(
+                    f"cannot ask rclone about pending uploads ({exc})",
+                    "use --force to unmount anyway (unsaved uploads may be lost)",
+                ) from exc
+        lazy = teardown.detach(paths, lazy_if_busy=force)
+        removed = teardown.take_down(paths, st, lazy=lazy)
+        left = [] if lazy else uploads.unsaved(paths)  # closed after the last look
+        return UnmountResult(bucket=bucket, mount_point=str(paths.mount_point), remote=remote,
+                             was_stale=False, lazy=lazy, removed_links=removed, stranded=left)
+    return _unmount_dead(paths, st, remote)
 
 
 def _unmount_dead(paths: layout.BucketPaths, st: Optional[state.MountState],
@@ -468,24 +513,36 @@ def unmount_all(timeout: float = DRAIN_TIMEOUT, force: bool = False,
     results: list[Union[UnmountResult, BucketsError]] = []
     for paths in scopes.own_paths():
         try:
-            results.append(unmount(paths.bucket, timeout, force,
-                                   progress(paths.bucket) if progress else None, paths.scope))
+            result = unmount(paths.bucket, timeout, force,
+                             progress(paths.bucket) if progress else None, paths.scope)
+            if result:
+                results.append(result)
         except NotMounted:
             continue
         except BucketsError as exc:
             results.append(exc)
+        except OSError as exc:  # one bucket's trouble must not stop the others
+            results.append(BucketsError(f"{paths.bucket}: {exc.strerror or exc}",
+                                        f"run 'unmount-bucket {paths.bucket}' again"))
     return results
 
 
 def sweep_stale() -> list[UnmountResult]:
     """Clean every dead mount and orphaned rclone (by the pid in its state file) of this user,
     the dead mounts of ended SLURM jobs on this node included."""
+    from . import mountinfo
+
+    if not os.path.lexists(layout.runtime_dir()):
+        return []
+    layout.check_private_dir(layout.runtime_dir())
     cleaned = []
-    for info, paths in zip(list_mounts(), scopes.all_paths()):
+    for paths, info in mountinfo.described(scopes.all_paths()):
         if info.state != "stale":
             continue
         try:
-            cleaned.append(unmount(paths.bucket, scope=paths.scope))
+            result = unmount(paths.bucket, scope=paths.scope)
         except NotMounted:
             continue
+        if result:
+            cleaned.append(result)
     return cleaned

@@ -526,7 +526,11 @@ def list_objects(binary: str, config: Path, remote: str, bucket: str, prefix: st
         raise error or BucketsError(f"rclone cannot list {target}: "
                                     f"{last_error_line(result.stderr)}",
                                     f"try 'rclone lsf -R {target}'")
-    items = json.loads(result.stdout or "[]")
+    try:
+        items = json.loads(result.stdout or "[]")
+    except ValueError as exc:
+        raise BucketsError(f"rclone listed {target} in a form not understood: {exc}",
+                           "check the rclone version (install.sh installs a current one)") from exc
     return [ObjectInfo(str(i["Path"]), int(i.get("Size", 0)), str(i.get("ModTime", "")))
             for i in items]
 

@@ -41,6 +41,7 @@ class StageState(NamedTuple):
     prefix: str = ""
     pid: int = 0  # the stager process
     downloaded: int = 0  # objects fetched by the last run (0: the copy was up to date)
+    scope: str = ""  # the scope of the mount it was staged for (its unmount stops the copy)
     started_at: float = 0.0
     updated_at: float = 0.0
 
@@ -93,6 +94,7 @@ def _listing_key(objects: list[rclone.ObjectInfo]) -> list[list]:
 def plan(binary: str, config: Path, remote: str, bucket: str, prefix: str
          ) -> list[rclone.ObjectInfo]:
     """List what to copy and check it fits (with a margin) before anything is created."""
+    layout.check_private_dir(layout.stage_root())  # never act on a directory others control
     objects = rclone.list_objects(binary, config, remote, bucket, prefix)
     paths = layout.stage_paths(bucket)
     have = {}
@@ -140,8 +142,10 @@ def _evict_unused(bucket: str, want: int, free: int) -> int:
     root = layout.stage_root()
     candidates = []
     for entry in root.iterdir() if root.is_dir() else []:
-        if entry.name == bucket or not entry.is_dir() or entry.is_symlink():
+        if entry.name == bucket or entry.is_symlink() or not entry.is_dir():
             continue
+        if entry.stat().st_uid != os.getuid() or not (entry / "stage.json").is_file():
+            continue  # not a staged copy of ours: never evicted
         found = load(layout.stage_paths(entry.name))
         if (found and found.state == "copying") or _in_use(entry.name):
             continue
@@ -181,17 +185,25 @@ def switch_links(bucket: str, scope: str, paths: layout.StagePaths, new_copy: Pa
 
 def start(bucket: str, remote: str, prefix: str, objects: list[rclone.ObjectInfo],
           mount_scope: str) -> StageState:
-    """Write the listing and start the stager in the background (its own session)."""
+    """Write the listing and start the stager in the background (its own session); one stager
+    per bucket (checked and started under the stage's lock)."""
     paths = layout.stage_paths(bucket)
     layout.ensure_private_dir(layout.stage_root())
     layout.ensure_private_dir(paths.root)
+    with bucket_lock(paths.lock):
+        return _start_locked(paths, bucket, remote, prefix, objects, mount_scope)
+
+
+def _start_locked(paths: layout.StagePaths, bucket: str, remote: str, prefix: str,
+                  objects: list[rclone.ObjectInfo], mount_scope: str) -> StageState:
     running = load(paths)
     if running and running.state == "copying":
         return running  # one stager per bucket
     listing = {"prefix": prefix, "objects": _listing_key(objects)}
     total = sum(o.size for o in objects)
     st = StageState(state="copying", files_total=len(objects), bytes_total=total,
-                    path=str(paths.current), prefix=prefix, started_at=time.time())
+                    path=str(paths.current), prefix=prefix, started_at=time.time(),
+                    scope=mount_scope)
     done = copies(paths)
     with contextlib.suppress(OSError, ValueError):
         if (done and json.loads(paths.listing.read_text()) == listing
@@ -216,10 +228,24 @@ def start(bucket: str, remote: str, prefix: str, objects: list[rclone.ObjectInfo
     return st
 
 
+def _is_stager(pid: int) -> bool:
+    return "visionlab.buckets.stager" in procs.command_line(pid) and \
+        procs.owner_uid(pid) == os.getuid()
+
+
+def stop_for(bucket: str, scope: str) -> None:
+    """End a copy in progress that was staged for the mount of `scope` (its unmount)."""
+    if not layout.stage_paths(bucket).state.exists():
+        return
+    st = load(layout.stage_paths(bucket))
+    if st and st.scope == scope:
+        stop(bucket)
+
+
 def stop(bucket: str) -> None:
     """End a copy in progress (the stager and its rclone: one process group)."""
     st = load(layout.stage_paths(bucket))
-    if st and st.state == "copying" and st.pid and procs.is_alive(st.pid):
+    if st and st.state == "copying" and st.pid and procs.is_alive(st.pid) and _is_stager(st.pid):
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(st.pid, signal.SIGTERM)
         if not procs.wait_exit(st.pid, 10):
@@ -229,8 +255,9 @@ def stop(bucket: str) -> None:
 
 def drop(bucket: str) -> bool:
     """Remove a bucket's staged copy (a copy in progress is stopped first). True if one was there."""
+    layout.check_private_dir(layout.stage_root())
     paths = layout.stage_paths(bucket)
-    if not paths.root.exists():
+    if not (paths.root / "stage.json").exists():
         return False
     stop(bucket)
     for dirpath, dirnames, _files in os.walk(paths.root):

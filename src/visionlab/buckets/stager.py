@@ -76,6 +76,9 @@ def run(bucket: str, remote: str, prefix: str, scope: str) -> None:
         else:
             os.mkdir(paths.work, 0o700)
     _writable_dirs(paths.work)
+    for entry in paths.work.iterdir():  # a prefix stage's links to the mount: made afresh
+        if entry.is_symlink():
+            entry.unlink()
     dest = paths.work / prefix if prefix else paths.work
     dest.mkdir(parents=True, exist_ok=True)
     binary = rclone.find_rclone()

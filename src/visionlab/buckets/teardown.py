@@ -119,28 +119,46 @@ def clean_dead(paths: layout.BucketPaths, st: Optional[state.MountState]) -> tup
 def clear_ended_jobs(paths: layout.BucketPaths) -> None:
     """Take away the dead mounts of `paths.bucket` left by SLURM jobs that ended on this node,
     with their links; a cache holding files never uploaded becomes the new mount's cache (if it
-    has none of its own), so rclone uploads them once it starts."""
+    has none of its own), so rclone uploads them once it starts.
+
+    A scope counts as ended only when nobody holds its bucket lock (a job part-way through
+    starting its mount holds it), its recorded rclone is gone, and its mount does not answer.
+    """
+    from . import liveness
+    from .lock import try_lock
+
+    for scope in layout.job_scopes():
+        old = layout.paths_for(paths.bucket, scope)
+        if scope == paths.scope or not os.path.exists(old.lock):
+            continue
+        with try_lock(old.lock) as free:
+            if not free:
+                continue  # that job is mounting or unmounting right now
+            st = state.load(old.state)
+            if st and procs.is_alive(st.pid):
+                continue
+            entry = mounttable.find(str(old.mount_point))
+            if entry and liveness.answers(old, st)[0]:
+                continue
+            if st or entry:
+                discard_dead_mount(old, st)
+                take_down(old, st, lazy=False)
+            _adopt_cache(old, paths)
+            state.remove(old.log)
+            for directory in (old.cache.parent, old.mount_point.parent):
+                rmdir(directory)
+
+
+def _adopt_cache(old: layout.BucketPaths, paths: layout.BucketPaths) -> None:
+    """An ended mount's cache with unsaved files becomes the new mount's (if that has none)."""
     import shutil
 
     from . import uploads
 
-    for scope in layout.job_scopes():
-        old = layout.paths_for(paths.bucket, scope)
-        st = state.load(old.state)
-        if scope == paths.scope or (st and procs.is_alive(st.pid)):
-            continue
-        if st or mounttable.find(str(old.mount_point)):
-            discard_dead_mount(old, st)
-            take_down(old, st, lazy=False)
-        if not os.path.isdir(old.cache):
-            continue
-        if uploads.unsaved(old) and not uploads.unsaved(paths):
-            shutil.rmtree(paths.cache, ignore_errors=True)
-            os.replace(old.cache, paths.cache)
-        elif not uploads.unsaved(old):
-            shutil.rmtree(old.cache, ignore_errors=True)
-        for leftover in (old.lock, old.log):
-            state.remove(leftover)
-        for directory in (old.cache.parent, old.state.parent, old.mount_point.parent,
-                          layout.scope_dir(scope)):
-            rmdir(directory)
+    if not os.path.isdir(old.cache):
+        return
+    if uploads.unsaved(old) and not uploads.unsaved(paths):
+        shutil.rmtree(paths.cache, ignore_errors=True)
+        os.replace(old.cache, paths.cache)
+    elif not uploads.unsaved(old):
+        shutil.rmtree(old.cache, ignore_errors=True)

@@ -28,7 +28,7 @@ def run_mounted(bucket_name: str, command: Sequence[str], root_dir: Optional[str
     """Mount, run `command`, drain, release; return the command's exit status (1 when it
     succeeded but its writes could not be uploaded)."""
     result = mounts.mount(bucket_name, root_dir, remote_name, profile, held=True)
-    hold = Hold(result)
+    hold = Hold(result)  # taken by mount(), under the bucket's lock
     code = 1
     try:
         code = runner.run_foreground(command, FORWARDED)
