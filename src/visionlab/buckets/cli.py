@@ -264,12 +264,12 @@ def _wait_staged(bucket: str, quiet: bool) -> None:
             return
         last[0] = now
         rate = st.bytes_done / max(now - started, 1e-3)
-        eta = (st.bytes_total - st.bytes_done) / rate if rate > 0 else 0
+        eta = f"{(st.bytes_total - st.bytes_done) / rate:,.0f}s" if rate > 0 else "?"
         done = st.bytes_done / st.bytes_total if st.bytes_total else 0
         bar = "#" * int(done * 30)
         line = (f"{bucket}: [{bar:<30}] {st.files_done}/{st.files_total} files, "
                 f"{st.bytes_done / 1e6:,.0f}/{st.bytes_total / 1e6:,.0f} MB, "
-                f"{rate / 1e6:,.1f} MB/s, ETA {eta:,.0f}s")
+                f"{rate / 1e6:,.1f} MB/s, ETA {eta}")
         click.echo(f"\r\033[K{line}" if tty else line, err=True, nl=not tty)
 
     info = _run(wait_staged, bucket, progress)
