@@ -71,12 +71,10 @@ def test_refused_uploads_are_reported_then_synced_when_the_server_accepts(env):
     listing = cli("--list")
     assert f"{BUCKET}: 3 upload(s) failing: HTTP 500" in listing.stdout
 
-    # --sync fails fast (seconds, not its 600 s timeout), naming the files and the error.
-    started = time.monotonic()
+    # --sync fails fast, naming the files and the error: "keep failing", not "still pending
+    # after 600s" (its default timeout, far beyond cli()'s 120 s limit).
     failed = cli("--sync", BUCKET)
-    took = time.monotonic() - started
     assert failed.returncode == 1, failed
-    assert took < 60, took  # a safety bound: the default timeout is 600 s
     last = failed.stderr.strip().splitlines()[-1]
     assert last.startswith("error: 3 upload(s) keep failing: ")
     for n in names:

@@ -23,6 +23,10 @@ def test_split_command():
         ["--root", "r", "b"], ["ls", "--", "-l"])
     assert split_command(["--", "b"]) == (["--", "b"], [])  # `--` only ends the options
     assert split_command(["--root", "--", "b"]) == (["--root", "--", "b"], [])
+    # Every option that takes a value (derived from the command) is skipped with its value.
+    assert split_command(["--stage-prefix", "p", "--timeout", "5", "b", "--", "ls"]) == (
+        ["--stage-prefix", "p", "--timeout", "5", "b"], ["ls"])
+    assert split_command(["--stage-prefix", "p", "--", "b"]) == (["--stage-prefix", "p", "--", "b"], [])
     assert split_command(["b"]) == (["b"], [])
 
 

@@ -14,6 +14,7 @@ import click
 
 from . import __version__
 from .errors import BucketsError
+from .rcconf import DEFAULT_REMOTE
 
 # Kept in step with profiles.PROFILES by a test; listed here so start-up need not import it.
 PROFILE_NAMES = ("default", "dataset", "stream")
@@ -37,7 +38,7 @@ class _RootPath(click.Path):
 
 
 def _complete_bucket(ctx: click.Context, param: click.Parameter, incomplete: str):
-    remote = ctx.params.get("remote") or "s3_remote"
+    remote = ctx.params.get("remote") or DEFAULT_REMOTE
     from . import completion
 
     return completion.remote_buckets(remote, incomplete)
@@ -149,7 +150,7 @@ def _doctor(remote: str, bucket: Optional[str], write: bool) -> NoReturn:
 @click.option("--root", metavar="DIR", type=_RootPath(file_okay=False),
               help="Directory for the symlink <DIR>/<bucket> "
                    "[default: ~/s3_buckets, or /tmp/$USER/s3_buckets in a SLURM job].")
-@click.option("--remote", default="s3_remote", show_default=True, metavar="NAME",
+@click.option("--remote", default=DEFAULT_REMOTE, show_default=True, metavar="NAME",
               shell_complete=_complete_remote, help="rclone remote to mount from.")
 @click.option("--profile", type=click.Choice(PROFILE_NAMES), metavar="NAME",
               help="Mount profile: 'default' (read-write, writes uploaded 5 s after close), "
@@ -255,26 +256,22 @@ def _wait_staged(bucket: str, quiet: bool) -> None:
     """--stage --wait: a progress bar on a terminal (files, bytes, rate, ETA), plain lines else."""
     from .mounts import wait_staged
 
-    tty = sys.stderr.isatty()
-    started, last = time.monotonic(), [0.0]
+    line, started = _StatusLine(quiet, plain_every=5.0), time.monotonic()
 
     def progress(st) -> None:
-        now = time.monotonic()
-        if quiet or now - last[0] < (0.2 if tty else 5.0) or st.state != "copying":
+        if st.state != "copying" or not line.due():
             return
-        last[0] = now
-        rate = st.bytes_done / max(now - started, 1e-3)
+        rate = st.bytes_done / max(time.monotonic() - started, 1e-3)
         eta = f"{(st.bytes_total - st.bytes_done) / rate:,.0f}s" if rate > 0 else "?"
         done = st.bytes_done / st.bytes_total if st.bytes_total else 0
-        bar = "#" * int(done * 30)
-        line = (f"{bucket}: [{bar:<30}] {st.files_done}/{st.files_total} files, "
-                f"{st.bytes_done / 1e6:,.0f}/{st.bytes_total / 1e6:,.0f} MB, "
-                f"{rate / 1e6:,.1f} MB/s, ETA {eta}")
-        click.echo(f"\r\033[K{line}" if tty else line, err=True, nl=not tty)
+        line.show(f"{bucket}: [{'#' * int(done * 30):<30}] {st.files_done}/{st.files_total} files, "
+                  f"{st.bytes_done / 1e6:,.0f}/{st.bytes_total / 1e6:,.0f} MB, "
+                  f"{rate / 1e6:,.1f} MB/s, ETA {eta}")
 
-    info = _run(wait_staged, bucket, progress)
-    if tty and not quiet:
-        click.echo("\r\033[K", err=True, nl=False)
+    try:
+        info = _run(wait_staged, bucket, progress)
+    finally:
+        line.done()
     if not quiet:
         click.echo(f"{bucket}: {info.stage_note}")
 
@@ -303,25 +300,23 @@ def _run_under_mount(bucket: str, command: tuple, root: Optional[str], remote: s
     sys.exit(code)
 
 
-class _UploadProgress:
-    """Upload progress on stderr: one line rewritten in place on a terminal, else a plain line
-    at most every few seconds."""
+class _StatusLine:
+    """Progress on stderr: one line rewritten in place on a terminal (at most 5 times a
+    second), else a plain line at most every `plain_every` seconds."""
 
-    def __init__(self, bucket: str, quiet: bool, verb: str = "waiting for") -> None:
-        self.bucket, self.quiet, self.verb, self.last = bucket, quiet, verb, 0.0
-        self.tty = sys.stderr.isatty()
-        self.drawn = False
+    def __init__(self, quiet: bool, plain_every: float) -> None:
+        self.quiet, self.tty = quiet, sys.stderr.isatty()
+        self.every = 0.2 if self.tty else plain_every
+        self.last, self.drawn = 0.0, False
 
-    def __call__(self, report, remaining: float) -> None:
+    def due(self) -> bool:
         now = time.monotonic()
-        if self.quiet or now - self.last < (0.2 if self.tty else 2.0):
-            return
+        if self.quiet or now - self.last < self.every:
+            return False
         self.last = now
-        names = report.names[:3]
-        shown = f": {', '.join(names)}{' ...' if report.pending > 3 else ''}" if names else ""
-        line = f"{self.bucket}: {self.verb} {report.pending} upload(s), {remaining:.0f}s left{shown}"
-        if report.failing:
-            line += f" — {report.failing} failing: {report.last_error or 'see the log'}"
+        return True
+
+    def show(self, line: str) -> None:
         if self.tty:
             click.echo(f"\r\033[K{line}", err=True, nl=False)
             self.drawn = True
@@ -332,6 +327,24 @@ class _UploadProgress:
         if self.drawn:
             click.echo("\r\033[K", err=True, nl=False)
             self.drawn = False
+
+
+class _UploadProgress(_StatusLine):
+    """Upload progress of one bucket (sync, unmount, the `-- CMD` wrapper)."""
+
+    def __init__(self, bucket: str, quiet: bool, verb: str = "waiting for") -> None:
+        super().__init__(quiet, plain_every=2.0)
+        self.bucket, self.verb = bucket, verb
+
+    def __call__(self, report, remaining: float) -> None:
+        if not self.due():
+            return
+        names = report.names[:3]
+        shown = f": {', '.join(names)}{' ...' if report.pending > 3 else ''}" if names else ""
+        line = f"{self.bucket}: {self.verb} {report.pending} upload(s), {remaining:.0f}s left{shown}"
+        if report.failing:
+            line += f" — {report.failing} failing: {report.last_error or 'see the log'}"
+        self.show(line)
 
 
 def _sync(bucket: Optional[str], timeout: float, quiet: bool) -> None:
@@ -441,9 +454,6 @@ def _main(command: click.Command, prog: str, args: Optional[list[str]] = None,
     sys.exit(code if isinstance(code, int) else 0)
 
 
-_VALUE_OPTIONS = {"--root", "--remote", "--profile", "--timeout"}
-
-
 def split_command(args: list[str]) -> tuple[list[str], list[str]]:
     """`mount-bucket [OPTIONS] BUCKET [OPTIONS] -- CMD ARGS...`: (our args, CMD). A `--` with
     no BUCKET before it (`mount-bucket -- BUCKET`) only ends the options."""
@@ -451,11 +461,13 @@ def split_command(args: list[str]) -> tuple[list[str], list[str]]:
         return args, []
     cut = args.index("--")
     before, after = args[:cut], args[cut + 1:]
+    takes_value = {name for p in mount_cmd.params if isinstance(p, click.Option)
+                   and not p.is_flag for name in p.opts}
     skip = False
     for token in before:
         if skip:
             skip = False
-        elif token in _VALUE_OPTIONS:
+        elif token in takes_value:
             skip = True
         elif not token.startswith("-"):
             return before, after

@@ -48,7 +48,7 @@ def _fuse() -> Check:
 
 
 def _config(remote: str) -> list[Check]:
-    path = _config_path()
+    path = rcconf.in_use()
     try:
         remotes = rcconf.read_remotes(path)
     except BucketsError as exc:
@@ -68,7 +68,7 @@ def _config(remote: str) -> list[Check]:
 
 def _credentials(remote: str) -> Check:
     try:
-        cfg = rcconf.remote_config(remote, _config_path())
+        cfg = rcconf.remote_config(remote, rcconf.in_use())
         credentials.check(remote, cfg)
     except BucketsError as exc:
         return Check("fail", "credentials", exc.message, exc.hint)
@@ -80,7 +80,7 @@ def _credentials(remote: str) -> Check:
 
 def _endpoint(remote: str) -> Check:
     try:
-        cfg = rcconf.remote_config(remote, _config_path())
+        cfg = rcconf.remote_config(remote, rcconf.in_use())
     except BucketsError as exc:
         return Check("fail", "endpoint", exc.message, exc.hint)
     endpoint = cfg.get("endpoint", "")
@@ -96,13 +96,6 @@ def _endpoint(remote: str) -> Check:
         return Check("fail", "endpoint", f"{host}:{port} unreachable ({exc.strerror or exc})",
                      "check the network, a proxy, or the endpoint in rclone.conf")
     return Check("ok", "endpoint", f"{host}:{port} reachable")
-
-
-def _config_path():
-    try:
-        return rcconf.config_path(rclone.find_rclone())
-    except BucketsError:
-        return rcconf.config_path()
 
 
 def _stranded() -> list[Check]:
@@ -152,7 +145,7 @@ def _write(remote: str, bucket: str) -> Check:
     return Check("ok", f"write {bucket}", f"put and deleted {remote}:{bucket}/{key}")
 
 
-def run_checks(remote: str = "s3_remote", bucket: Optional[str] = None,
+def run_checks(remote: str = rcconf.DEFAULT_REMOTE, bucket: Optional[str] = None,
                report: Optional[Callable[[Check], None]] = None,
                write: bool = False) -> list[Check]:
     """Run every check in order, reporting each as soon as it is known."""

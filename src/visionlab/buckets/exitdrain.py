@@ -13,23 +13,28 @@ import os
 import signal
 import sys
 import threading
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .holds import Hold
+    from .mounts import MountResult
 
 TIMEOUT_ENV = "VISIONLAB_BUCKETS_EXIT_TIMEOUT"
 EXIT_TIMEOUT = 600.0
 
-_held: dict[str, object] = {}  # bucket -> holds.Hold
+_held: dict[str, Hold] = {}
 _lock = threading.Lock()
 
 
-def hold(result: object) -> None:
+def hold(result: MountResult) -> None:
     """Sync the mount of `result` (a mounts.MountResult) when this process exits, and end a
     SLURM job's mount this process made when nobody else holds it."""
-    from .holds import Hold
+    from . import holds
 
     with _lock:
         first = not _held
-        if result.bucket not in _held:  # type: ignore[attr-defined]
-            _held[result.bucket] = Hold(result)  # type: ignore[attr-defined]
+        if result.bucket not in _held:
+            _held[result.bucket] = holds.Hold(result)
     if first:
         atexit.register(_drain_at_exit)
         _exit_on_sigterm()
@@ -78,12 +83,12 @@ def _drain_at_exit() -> None:
 
     for bucket in sorted(_held):
         held = _held[bucket]
-        if held.runtime != layout.runtime_dir():  # type: ignore[attr-defined]
+        if held.runtime != layout.runtime_dir():
             continue  # the environment changed since (a test harness): not ours to touch
         try:
             info = mountinfo.status(bucket)
             if info.state == "alive":
-                held.release(_timeout(), _say)  # type: ignore[attr-defined]
+                held.release(_timeout(), _say)
             elif info.stranded:  # its rclone died (OOM, a kill): say what did not reach S3
                 _say(f"{bucket}: {info.uploads_note}")
             # "not-mounted" with nothing stranded: the program unmounted it (which drained)

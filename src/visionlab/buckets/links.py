@@ -20,10 +20,7 @@ def _describe(path: Path) -> str:
 
 def _points_at(link: str | Path, target: Path) -> bool:
     """Is `link` a symlink whose text is exactly `target`? (Never follows it.)"""
-    try:
-        return os.readlink(link) == str(target)
-    except OSError:
-        return False
+    return target_of(link) == str(target)
 
 
 def check(link: Path, target: Path) -> bool:
@@ -71,25 +68,30 @@ def create(link: Path, target: Path) -> list[Path]:
     return created
 
 
-def retarget(link: Path, old: str, new: Path) -> bool:
-    """Point `link` from `old` to `new` atomically (a new symlink renamed over it: at no moment
-    is it missing), only if it still points at `old`. True when done."""
-    if not _points_at(link, Path(old)):
-        return False
+def replace(link: Path, target: str | Path) -> None:
+    """Make `link` a symlink to `target` atomically: a new symlink renamed over it, so at no
+    moment is it missing."""
     tmp = link.with_name(f".{link.name}.{os.getpid()}.tmp")
     with contextlib.suppress(FileNotFoundError):
         os.unlink(tmp)
-    os.symlink(new, tmp)
+    os.symlink(target, tmp)
     try:
         os.replace(tmp, link)
     except OSError:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def retarget(link: Path, old: str, new: Path) -> bool:
+    """Point `link` from `old` to `new` atomically, only if it still points at `old`."""
+    if not _points_at(link, Path(old)):
+        return False
+    replace(link, new)
     return True
 
 
-def target_of(link: Path) -> str:
+def target_of(link: str | Path) -> str:
     """The text of a symlink ('' when it is not one)."""
     try:
         return os.readlink(link)

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Optional
 
-from . import mounttable, procs
+from . import mounttable, procs, state
 
 if TYPE_CHECKING:
-    from . import layout, state
+    from . import layout
 
 PROBE_TIMEOUT = 2.0
 
@@ -20,6 +20,17 @@ def answers(paths: layout.BucketPaths, st: Optional[state.MountState],
     if alive and st and st.pid and not procs.is_alive(st.pid):
         return False, f"rclone (pid {st.pid}) is gone"
     return alive, reason
+
+
+def is_live(paths: layout.BucketPaths, st: Optional[state.MountState] = None,
+            probed: Optional[tuple] = None) -> bool:
+    """In the mount table, answering, and served by its recorded rclone. `st` is read from the
+    state file when not given."""
+    if not mounttable.find(str(paths.mount_point)):
+        return False
+    if st is None:
+        st = state.load(paths.state)
+    return answers(paths, st, probed)[0]
 
 
 def mounted_remote(entry: mounttable.MountEntry, st: Optional[state.MountState]) -> str:

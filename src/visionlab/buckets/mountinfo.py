@@ -71,7 +71,7 @@ def _with_stage(info: MountInfo) -> MountInfo:
     if not found:
         return info
     return info._replace(stage=found.to_dict(),
-                         stage_note=found.describe().replace("{bucket}", info.bucket))
+                         stage_note=found.describe(info.bucket))
 
 
 def _with_uploads(info: MountInfo, paths: layout.BucketPaths, st: state.MountState,

@@ -22,9 +22,10 @@ from . import layout, links, mounttable, names, procs, scopes, state, teardown
 # behind them) are imported inside the functions that start or stop rclone: --status, --list and
 # the already-mounted path never need them, and they cost ~15 ms of start-up.
 from .errors import BucketsError, LinkConflict, MountFailed, NotMounted, RemoteMismatch
-from .liveness import PROBE_TIMEOUT, answers, mounted_remote
+from .liveness import PROBE_TIMEOUT, answers, is_live, mounted_remote
 from .lock import bucket_lock
 from .mountinfo import MountInfo, is_mounted, known_buckets, list_mounts, status
+from .rcconf import DEFAULT_REMOTE
 
 if TYPE_CHECKING:
     from . import profiles, rclone
@@ -37,7 +38,6 @@ __all__ = [
     "unmount_bucket", "wait_staged",
 ]
 
-DEFAULT_REMOTE = "s3_remote"  # == rcconf.DEFAULT_REMOTE (a test keeps them equal; this import is cheap)
 DRAIN_TIMEOUT = 600.0
 SLOW_PROBE_TIMEOUT = 10.0  # before a live rclone whose mount did not answer is taken for hung
 
@@ -162,14 +162,17 @@ def _reuse_live(req: _Request, locked: bool = False,
     (cheap), then again under it before anything is written."""
     paths = req.paths
     entry = mounttable.find(str(paths.mount_point))
+    if not entry:
+        return None
     st = state.load(paths.state)
-    if not entry or not answers(paths, st, probed)[0]:
+    probed = probed or mounttable.probe(str(paths.mount_point), PROBE_TIMEOUT)
+    if not answers(paths, st, probed)[0]:
         return None
     _check_same_remote(req, entry, st)
     if not locked:
         layout.ensure_runtime(paths)
-        with bucket_lock(paths.lock):
-            return _reuse_live(req, locked=True)
+        with bucket_lock(paths.lock):  # the same mount still there? (its answer stands)
+            return _reuse_live(req, locked=True, probed=probed)
     st = state.load(paths.state)
     _check_same_profile(req, st)
     _register(req)
@@ -387,16 +390,14 @@ def sync(bucket_name: Optional[str] = None, timeout: float = DRAIN_TIMEOUT,
     if bucket_name is not None:
         bucket = names.parse(bucket_name)
         one = layout.paths_for(bucket, scopes.existing_scope(bucket) if scope is None else scope)
-        entry = mounttable.find(str(one.mount_point))
-        if not entry or not answers(one, state.load(one.state))[0]:
+        if not is_live(one):
             raise NotMounted(f"{bucket} is not mounted (or its mount is dead)",
                              f"see 'mount-bucket --status {bucket}'")
         chosen = [one]
     else:
         found = scopes.all_paths(this_job_only=True)
         probes = mounttable.probe_all([str(p.mount_point) for p in found], PROBE_TIMEOUT)
-        chosen = [p for p in found if mounttable.find(str(p.mount_point))
-                  and answers(p, state.load(p.state), probes[str(p.mount_point)])[0]]
+        chosen = [p for p in found if is_live(p, probed=probes[str(p.mount_point)])]
     targets = []
     for paths in chosen:
         bucket = paths.bucket

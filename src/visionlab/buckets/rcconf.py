@@ -6,7 +6,6 @@ The one place that knows rclone's config lookup rule (install.sh asks this modul
 
 from __future__ import annotations
 
-import configparser
 import os
 import re
 from pathlib import Path
@@ -49,8 +48,22 @@ def config_path(binary: Optional[str] = None) -> Path:
     return default
 
 
+def in_use() -> Path:
+    """The file the rclone this package would run reads (`config_path` of the rclone found,
+    or rclone's rule without a binary when none is installed)."""
+    from .errors import RcloneNotFound
+    from .rclone import find_rclone
+
+    try:
+        return config_path(find_rclone())
+    except RcloneNotFound:
+        return config_path()
+
+
 def parse_remotes(text: str, path: Path) -> dict[str, dict[str, str]]:
     """The sections of rclone.conf text as {name: {key: value}} (the file only, no environment)."""
+    import configparser  # lazy: DEFAULT_REMOTE is imported on every start-up of the CLI
+
     parser = configparser.ConfigParser(interpolation=None, strict=False)
     try:
         parser.read_string(text, source=str(path))

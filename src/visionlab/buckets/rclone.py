@@ -169,12 +169,18 @@ def classify(remote: str, bucket: str, stderr: str) -> Optional[BucketsError]:
 
 # ---------------------------------------------------------------------------- reachability
 
+
+def _one_try(connect: str = "5s", idle: str = "10s") -> list[str]:
+    """Flags for a single bounded attempt (we decide on retries ourselves)."""
+    return ["--retries", "1", "--low-level-retries", "1", "--contimeout", connect,
+            "--timeout", idle]
+
+
 # One cheap, bucket-scoped request: list a prefix that does not exist. An existing bucket answers
 # with an empty listing; a missing one with NoSuchBucket. No ListAllMyBuckets, so keys scoped to
 # one bucket work.
 _PROBE_PREFIX = ".visionlab-buckets-probe"
-_PROBE_FLAGS = ["--max-depth", "1", "--retries", "1", "--low-level-retries", "1",
-                "--contimeout", "5s", "--timeout", "10s"]
+_PROBE_FLAGS = ["--max-depth", "1", *_one_try()]
 _PROBE_HINT = "check the network and the S3 endpoint, then try again"
 
 
@@ -225,8 +231,7 @@ def list_buckets(binary: str, config: Path, remote: str, timeout: float) -> Opti
     """The buckets of `remote` (`rclone lsf --dirs-only`), None when it fails or is slow."""
     from . import runner
 
-    flags = ["--dirs-only", "--max-depth", "1", "--retries", "1", "--low-level-retries", "1",
-             "--contimeout", "1s", "--timeout", "1s"]
+    flags = ["--dirs-only", "--max-depth", "1", *_one_try("1s", "1s")]
     result = runner.run([binary, "lsf", "--config", str(config), *flags, f"{remote}:"],
                         timeout=timeout)
     if not result.ok:
@@ -501,8 +506,7 @@ def write_test(binary: str, config: Path, remote: str, bucket: str, key: str) ->
     from . import runner
 
     target = f"{source(remote, bucket)}/{key}"
-    flags = ["--config", str(config), "--retries", "1", "--low-level-retries", "1",
-             "--contimeout", "5s", "--timeout", "10s"]
+    flags = ["--config", str(config), *_one_try()]
     try:
         put = runner.run([binary, "rcat", *flags, target], timeout=30,
                          input="visionlab-buckets --doctor --write: safe to delete\n")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from . import layout, links, mounttable, procs, slurm, state
 from .errors import LinkConflict, MountDiesWithStep
-from .liveness import answers
+from .liveness import is_live
 
 
 def scope_name(step: slurm.JobStep, own_step: bool) -> str:
@@ -48,8 +48,7 @@ def mount_scope(bucket: str, held: bool) -> str:
         return ""
     if not step.is_srun_step:
         return step.job
-    job_paths = layout.paths_for(bucket, step.job)
-    if mounttable.find(str(job_paths.mount_point)) and answers(job_paths, state.load(job_paths.state))[0]:
+    if is_live(layout.paths_for(bucket, step.job)):
         return step.job  # the batch script's mount outlives this step
     if held:
         return scope_name(step, True)
@@ -92,7 +91,7 @@ def dead_link_of_ours(link: Path, mine: layout.BucketPaths) -> str:
         paths = layout.paths_for(bucket, scope)
         if target != str(paths.mount_point):
             continue
-        if mounttable.find(target) and answers(paths, state.load(paths.state))[0]:
+        if is_live(paths):
             where = scope_label(scope) or "your mount outside SLURM jobs"
             raise LinkConflict(f"{link} is the link of {where}'s mount, still in use",
                                "pass --root DIR for this job's link (e.g. --root "

@@ -44,8 +44,8 @@ def find_binary() -> Optional[str]:
 
 
 def config_file() -> Path:
-    """The rclone.conf rclone reads here (rcconf.config_path: rclone's own rule)."""
-    return rcconf.config_path(find_binary())
+    """The rclone.conf rclone reads here (rclone's own rule)."""
+    return rcconf.in_use()
 
 
 def recommended(name: str) -> str:

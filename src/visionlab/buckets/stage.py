@@ -49,14 +49,14 @@ class StageState(NamedTuple):
         keys = ("state", "files_done", "files_total", "bytes_done", "bytes_total", "path", "error")
         return {k: getattr(self, k) for k in keys}
 
-    def describe(self) -> str:
+    def describe(self, bucket: str) -> str:
         """One line for --status / --list."""
         size = f"{self.bytes_done / 1e6:,.0f}/{self.bytes_total / 1e6:,.0f} MB"
         if self.state == "copying":
             return f"staging: {self.files_done}/{self.files_total} files, {size} -> {self.path}"
         if self.state == "ready":
             return f"staged: {self.files_total} files, {self.bytes_total / 1e6:,.0f} MB local at {self.path}"
-        return f"staging failed: {self.error} — 'mount-bucket {{bucket}} --stage' resumes it"
+        return f"staging failed: {self.error} — 'mount-bucket {bucket} --stage' resumes it"
 
 
 def load(paths: layout.StagePaths) -> Optional[StageState]:
@@ -168,11 +168,7 @@ def copies(paths: layout.StagePaths) -> list[Path]:
 def switch_links(bucket: str, scope: str, paths: layout.StagePaths, new_copy: Path) -> None:
     """Point `current` at the new copy (one atomic rename), then every link of the bucket's
     mount at `current` (each one atomic): no link is ever missing or half-copied."""
-    tmp = paths.root / ".current.tmp"
-    if os.path.lexists(tmp):
-        os.unlink(tmp)
-    os.symlink(new_copy.name, tmp)
-    os.replace(tmp, paths.current)
+    links.replace(paths.current, new_copy.name)
     mpaths = layout.paths_for(bucket, scope)
     with bucket_lock(mpaths.lock):
         st = state.load(mpaths.state)

@@ -137,10 +137,9 @@ def clear_ended_jobs(paths: layout.BucketPaths) -> None:
             st = state.load(old.state)
             if st and procs.is_alive(st.pid):
                 continue
-            entry = mounttable.find(str(old.mount_point))
-            if entry and liveness.answers(old, st)[0]:
+            if liveness.is_live(old, st):
                 continue
-            if st or entry:
+            if st or mounttable.find(str(old.mount_point)):
                 discard_dead_mount(old, st)
                 take_down(old, st, lazy=False)
             _adopt_cache(old, paths)

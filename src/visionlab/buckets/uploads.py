@@ -30,7 +30,6 @@ class UploadReport(NamedTuple):
     failing: int
     last_error: Optional[str]
     names: list[str]  # pending files
-    failing_names: list[str]
 
     def to_dict(self) -> dict:
         return {"pending": self.pending, "failing": self.failing, "last_error": self.last_error}
@@ -48,9 +47,10 @@ Progress = Callable[[UploadReport, float], None]
 
 
 def report(paths: layout.BucketPaths, st: Optional[state.MountState],
-           rc_timeout: float = 5.0) -> UploadReport:
-    """Uploads of a live mount, from rclone's rc (queue, tries) and its log (the error)."""
-    queue = rclone.uploads(paths.socket, timeout=rc_timeout)
+           rc_timeout: float = 5.0, queue: Optional[rclone.Uploads] = None) -> UploadReport:
+    """Uploads of a live mount, from rclone's rc (queue, tries; or `queue` already asked) and
+    its log (the error, read only when something fails)."""
+    queue = queue or rclone.uploads(paths.socket, timeout=rc_timeout)
     failing = [item for item in queue.items if item.failures >= 1]
     last_error = None
     if failing:
@@ -58,7 +58,7 @@ def report(paths: layout.BucketPaths, st: Optional[state.MountState],
         named = [errors[item.name] for item in failing if item.name in errors]
         last_error = named[-1] if named else (list(errors.values())[-1] if errors else None)
     return UploadReport(pending=queue.pending, failing=len(failing), last_error=last_error,
-                        names=queue.names, failing_names=[item.name for item in failing])
+                        names=queue.names)
 
 
 def unsaved(paths: layout.BucketPaths) -> list[str]:
@@ -74,9 +74,10 @@ def _shown(names: list[str], limit: int = 10) -> str:
 def wait_uploaded(paths: layout.BucketPaths, st: Optional[state.MountState], timeout: float,
                   progress: Optional[Progress] = None, again: str = "") -> None:
     """Return when every upload queued so far has reached S3. Raise UploadsFailing as soon as
-    every pending file failed FAIL_AFTER more times while none succeeded, PendingUploads at the
-    deadline. OSError when rclone's rc does not answer. `again`: the command to run once the
-    cause is fixed (default: mount-bucket --sync BUCKET)."""
+    SAMPLE pending files (all, when fewer) failed FAIL_AFTER times in all and again during the
+    wait while none succeeded, PendingUploads at the deadline; OSError when rclone's rc does
+    not answer. `again`: the command to run once the cause is fixed (default: mount-bucket
+    --sync BUCKET)."""
     again = again or f"mount-bucket --sync {paths.bucket}"
     deadline = time.monotonic() + timeout
     last_push = 0.0
@@ -90,7 +91,7 @@ def wait_uploaded(paths: layout.BucketPaths, st: Optional[state.MountState], tim
         queue = rclone.uploads(paths.socket)
         if queue.pending == 0:
             return
-        current = report(paths, st)
+        current = report(paths, st, queue=queue)
         remaining = deadline - now
         if progress:
             progress(current, max(remaining, 0.0))
