@@ -410,7 +410,12 @@ install_fuse() {
 install_fuse_linux() {
     local fm
     if fm="$(find_fusermount)"; then
-        say "already installed: FUSE ($fm)"
+        if check_cmd "$CLI"; then
+            fuse_access "already installed: FUSE ($fm)"
+        else
+            say "already installed: FUSE ($fm); whether you may open $DEV_FUSE is checked once the CLI is installed"
+            FUSE_ACCESS_PENDING=1
+        fi
         if [ ! -e "$DEV_FUSE" ]; then
             warn "$DEV_FUSE is missing: mounts will fail here (a container without FUSE?)." \
                 "Ask the admins to expose /dev/fuse (docker: --device /dev/fuse --cap-add SYS_ADMIN)."
@@ -437,6 +442,18 @@ install_fuse_linux() {
     else
         warn "fuse3 was installed but fusermount3 is still not on PATH"
     fi
+}
+
+# May this user open the FUSE device? The CLI knows (fuse.check, its FUSE fact): say $1 when
+# yes, else the cause and the fix in one warning (mounts will fail until it is fixed).
+fuse_access() {
+    local answer
+    answer="$(cli_fact FUSE)"
+    case "$answer" in
+        "ok "*) say "$1" ;;
+        "fail "*) warn "FUSE is installed but you cannot use it: ${answer#fail }" ;;
+        *) warn "could not ask $CLI whether you may open $DEV_FUSE: run 'mount-bucket --doctor'" ;;
+    esac
 }
 
 fuse_without_root() {
@@ -643,6 +660,9 @@ install_cli() {
     fi
     check_cmd mount-bucket || cli_not_installed "mount-bucket is not on PATH after installing ($BIN_DIR)"
     check_cmd "$CLI" || cli_not_installed "$CLI is not on PATH after installing ($BIN_DIR)"
+    if [ "$FUSE_ACCESS_PENDING" = 1 ]; then
+        fuse_access "checked: you may open $DEV_FUSE"
+    fi
 }
 
 # The CLI could not be installed: stop before rclone.conf and the shell, and say what to do.
@@ -1132,6 +1152,7 @@ main() {
     need_cmd awk
     need_cmd sed
     CLI_SOURCE=""
+    FUSE_ACCESS_PENDING=0
 
     # Tools we install land in BIN_DIR: make it visible to the rest of this script,
     # and make `uv tool install` link executables there.

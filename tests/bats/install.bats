@@ -109,6 +109,29 @@ assert_default_files() {
     [ -z "$(ls -A "$HOME")" ]
 }
 
+@test "FUSE installed but the device does not open for this user: the cause, not 'already installed'" {
+    export STUB_UID=0
+    cp "$STUB_TEMPLATES/fusermount3" "$STUB_SYSBIN/fusermount3"
+    # a stand-in device that no one can open read-write (a directory), asked through the CLI
+    rm "$VISIONLAB_BUCKETS_DEV_FUSE"
+    mkdir "$VISIONLAB_BUCKETS_DEV_FUSE"
+    run_installer --yes
+    [ "$status" -eq 0 ]
+    assert_output_has "already installed: FUSE ($STUB_SYSBIN/fusermount3); whether you may open $VISIONLAB_BUCKETS_DEV_FUSE is checked once the CLI is installed"
+    [[ "$output" == *"warning: FUSE is installed but you cannot use it: cannot open $VISIONLAB_BUCKETS_DEV_FUSE read-write as "*": Is a directory ("*"ask your admins"*"compute node"* ]]
+    [[ "$output" != *"checked: you may open"* ]]
+    # second run, the CLI already there: asked at the FUSE step, no "already installed: FUSE"
+    run_installer --yes
+    [ "$status" -eq 0 ]
+    [[ "$output" == *"warning: FUSE is installed but you cannot use it: cannot open $VISIONLAB_BUCKETS_DEV_FUSE"* ]]
+    [[ "$output" != *"already installed: FUSE"* ]]
+    # once it opens: said so
+    rmdir "$VISIONLAB_BUCKETS_DEV_FUSE"
+    touch "$VISIONLAB_BUCKETS_DEV_FUSE"
+    run_installer --yes
+    assert_output_has "already installed: FUSE ($STUB_SYSBIN/fusermount3)"
+}
+
 @test "Lightning Studio: sudo apt-get, credentials go in the Studio's UI" {
     export LIGHTNING_CLOUD_PROJECT_ID=proj-1 STUB_SUDO=ok
     run_installer --yes

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Callable, NamedTuple, Optional
 
-from . import __version__, credentials, rcconf, rclone
+from . import __version__, credentials, fuse, rcconf, rclone
 from .errors import RcloneNotFound
 
 Say = Callable[[str], None]
@@ -266,5 +266,6 @@ def facts() -> list[tuple[str, str]]:
         ("RCLONE_MIN_VERSION", rclone.format_version(rclone.MIN_VERSION)),
         ("RCLONE", find_binary() or ""),
         ("CREDENTIALS", credentials.source() or "none"),
+        ("FUSE", fuse.status()),
     ]
     return items
