@@ -302,15 +302,35 @@ def log_offset(log: Path) -> int:
         return 0
 
 
+# rclone's last CRITICAL line only wraps a helper's failure ("failed to mount FUSE fs:
+# fusermount: exit status 1"); the helper's own words come earlier, in a NOTICE line.
+_HELPER_ERROR = r"mount helper error: (?P<cause>[^\n]+)"
+_WRAPPED = r"failed to mount FUSE fs|exit status \d+|mount helper|operation error S3|https response error"
+
+
+def failure_cause(text: str) -> str:
+    """The innermost cause of a failed rclone run, in one line: when its last error line wraps a
+    helper's error, the helper's own line (fusermount's), or the S3 error; else that line."""
+    last = last_error_line(text)
+    if not re.search(_WRAPPED, last):
+        return last
+    helpers = [m.group("cause") for m in re.finditer(_HELPER_ERROR, text)]
+    if helpers:
+        return short(helpers[-1])
+    if re.search(_NETWORK_CAUSE + "|" + _API_ERROR, text):
+        return summarize_error(text)
+    return last
+
+
 def log_error(log: Path, since: int = 0) -> str:
-    """The last error line rclone wrote to its log after byte offset `since`."""
+    """The cause of the failure rclone wrote to its log after byte offset `since` (one line)."""
     try:
         with open(log, "rb") as f:
             f.seek(since)
             text = f.read().decode("utf-8", "replace")
     except OSError:
         return ""
-    return last_error_line(text)
+    return failure_cause(text)
 
 
 # ---------------------------------------------------------------------------- the rc socket
