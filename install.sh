@@ -622,7 +622,49 @@ run_uv_tool_install() {
     fi
     check_cmd uv || err "uv is needed to install $name"
     say "  \$ uv tool install $opts$src"
-    uv tool install "$@" "$src"
+    UV_CERT_ERROR=""
+    local log status certs
+    log="$(tmp_dir)/uv-tool-install.log"
+    uv_tool_install_logged "$log" "$@" "$src" && return 0
+    status=$?
+    UV_CERT_ERROR="$(cert_error_line "$log")" || return "$status"
+    # A proxy that inspects TLS: its CA is in the system's store, which uv ignores by default.
+    certs="$(uv_system_certs_option)" || return "$status"
+    say "uv does not trust the certificate it was shown ($UV_CERT_ERROR): retrying once with uv's $certs (the system's certificates)"
+    uv_tool_install_logged "$log" "$certs" "$@" "$src" && {
+        UV_CERT_ERROR=""
+        return 0
+    }
+    status=$?
+    UV_CERT_ERROR="$(cert_error_line "$log")" || UV_CERT_ERROR=""
+    return "$status"
+}
+
+# uv tool install <args...>, its stderr shown and kept in $1; returns uv's status.
+uv_tool_install_logged() {
+    local log="$1" status=0
+    shift
+    uv tool install "$@" 2>"$log" || status=$?
+    cat "$log" >&2
+    return "$status"
+}
+
+# The line of uv's error that says a TLS certificate was not trusted (fails when there is none).
+cert_error_line() {
+    grep -ioE 'invalid peer certificate: [A-Za-z]+|certificate verify failed[^)]*|self[- ]signed certificate[^)]*|unable to get local issuer certificate|UnknownIssuer' "$1" |
+        head -n 1 | grep .
+}
+
+# uv's option to use the system's certificate store, as this uv spells it (--system-certs; older
+# uv: --native-tls), from its own help; fails when it has neither.
+uv_system_certs_option() {
+    local help
+    help="$(uv tool install --help 2>/dev/null)" || return 1
+    case "$help" in
+        *--system-certs*) echo "--system-certs" ;;
+        *--native-tls*) echo "--native-tls" ;;
+        *) return 1 ;;
+    esac
 }
 
 # Can the host of URL $1 be reached? (Any HTTP answer counts; only the connection matters.)
@@ -650,7 +692,7 @@ install_cli() {
         src="$APP"
     fi
     CLI_SOURCE="$src"
-    run_uv_tool_install "$APP" "$src" || cli_not_installed "uv tool install $src failed (above)"
+    run_uv_tool_install "$APP" "$src" || cli_not_installed "$(uv_failure "$src")"
     [ "$DRY_RUN" = 1 ] && return 0
     hash -r
     if ! check_cmd "$CLI"; then
@@ -665,14 +707,28 @@ install_cli() {
     fi
 }
 
+# Why `uv tool install $1` failed, in one line: a certificate uv does not trust, or see above.
+uv_failure() {
+    if [ -n "$UV_CERT_ERROR" ]; then
+        printf '%s\n' "uv tool install $1 failed: a TLS certificate is not trusted ($UV_CERT_ERROR), even with the system's certificates: a proxy that inspects TLS? Add its CA certificate to the system store (Debian: copy it to /usr/local/share/ca-certificates/ and run update-ca-certificates) or set SSL_CERT_FILE to it, then run install.sh again"
+    else
+        printf '%s\n' "uv tool install $1 failed (above)"
+    fi
+}
+
 # The CLI could not be installed: stop before rclone.conf and the shell, and say what to do.
 cli_not_installed() {
     printf 'error: %s\n' "$1" >&2
     say ""
     say "The $APP CLI is not installed, so rclone.conf and your shell were left as they were."
-    say "What to do: fix the cause above and run install.sh again (it skips what is done); from a"
-    say "machine that cannot reach $(url_host "$DEFAULT_SOURCE"), copy a checkout of the project here and"
-    say "run its install.sh. Once the CLI is installed, these finish the setup:"
+    if [ -n "$UV_CERT_ERROR" ]; then
+        say "What to do: trust the certificate as said above, and run install.sh again (it skips what is done)."
+    else
+        say "What to do: fix the cause above and run install.sh again (it skips what is done); from a"
+        say "machine that cannot reach $(url_host "$DEFAULT_SOURCE"), copy a checkout of the project here and"
+        say "run its install.sh."
+    fi
+    say "Once the CLI is installed, these finish the setup:"
     say "  $CLI seed-config    # adds the s3_remote remotes to $(rclone_conf_path)"
     say "  $CLI credentials    # says where AWS credentials come from"
     exit 1
@@ -1153,6 +1209,7 @@ main() {
     need_cmd sed
     CLI_SOURCE=""
     FUSE_ACCESS_PENDING=0
+    UV_CERT_ERROR=""
 
     # Tools we install land in BIN_DIR: make it visible to the rest of this script,
     # and make `uv tool install` link executables there.

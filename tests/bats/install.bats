@@ -730,6 +730,40 @@ EOS
     [ ! -e "$HOME/.bashrc" ]
 }
 
+@test "uv behind a TLS-inspecting proxy: retried once with uv's --system-certs, said in one line" {
+    export STUB_UID=0 STUB_UV_CERT_FAIL=1
+    cp "$STUB_TEMPLATES/fusermount3" "$STUB_SYSBIN/fusermount3"
+    run_installer --yes
+    [ "$status" -eq 0 ]
+    assert_output_has "uv does not trust the certificate it was shown (invalid peer certificate: UnknownIssuer): retrying once with uv's --system-certs (the system's certificates)"
+    [ "$(grep -c "retrying once" <<<"$output")" = 1 ]
+    grep -qxF "uv tool install $T/checkout" "$STUB_LOG"
+    grep -qxF "uv tool install --system-certs $T/checkout" "$STUB_LOG"
+    [ -x "$HOME/.local/bin/mount-bucket" ]
+    [[ "$output" == *"done. Open a new shell"* ]]
+}
+
+@test "an older uv: the retry uses --native-tls, as its help says" {
+    export STUB_UID=0 STUB_UV_CERT_FAIL=1 STUB_UV_CERTS_OPTION=--native-tls
+    cp "$STUB_TEMPLATES/fusermount3" "$STUB_SYSBIN/fusermount3"
+    run_installer --yes
+    [ "$status" -eq 0 ]
+    grep -qxF "uv tool install --native-tls $T/checkout" "$STUB_LOG"
+}
+
+@test "the certificate still not trusted: the real cause, not an unreachable host" {
+    export STUB_UID=0 STUB_UV_CERT_FAIL=2
+    cp "$STUB_TEMPLATES/fusermount3" "$STUB_SYSBIN/fusermount3"
+    run_installer --yes
+    [ "$status" -eq 1 ]
+    [[ "$output" == *"error: uv tool install $T/checkout failed: a TLS certificate is not trusted (invalid peer certificate: UnknownIssuer), even with the system's certificates: a proxy that inspects TLS?"* ]]
+    [[ "$output" == *"update-ca-certificates"* ]]
+    [[ "$output" != *"cannot reach"* ]]
+    [[ "$output" != *"unreachable"* ]]
+    [ "$(grep -c "^uv tool install .*$T/checkout" "$STUB_LOG")" = 2 ]
+    [ ! -e "$HOME/.config" ]
+}
+
 # ---------------------------------------------------------------------------------------------
 # Run from a checkout (issue 14); rclone.conf where rclone reads it (issue 10, defect 2).
 
