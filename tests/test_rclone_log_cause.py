@@ -44,13 +44,17 @@ def test_the_wrapper_alone_is_still_shown():
     assert rclone.failure_cause(f"2026/12/02 03:52:28 {line}\n") == line
 
 
-def test_an_unwrapped_last_line_is_kept():
-    text = (SAMPLES / "1.75" / "bad_option.txt").read_text()
-    assert rclone.failure_cause(text) == rclone.last_error_line(text)
+def test_an_unwrapped_last_error_is_kept_over_an_earlier_helper_line():
+    """The helper's line explains only the wrapper that follows it, not a later, other error."""
+    text = (SAMPLES / "1.75" / "mount_fuse_denied.txt").read_text()
+    text += "2026/12/02 04:00:00 ERROR : images/1.txt: vfs cache: no space left on device\n"
+    assert rclone.failure_cause(text) == "ERROR : images/1.txt: vfs cache: no space left on device"
 
 
 def test_only_the_lines_after_the_offset_count(tmp_path):
+    """An earlier run's helper line does not explain this run's failure."""
     old = (SAMPLES / "1.75" / "mount_fuse_denied.txt").read_text()
+    line = "CRITICAL: Fatal error: failed to mount FUSE fs: fusermount: exit status 1"
     log = tmp_path / "mount.log"
-    log.write_text(old + "2026/12/02 04:00:00 CRITICAL: Fatal error: something else\n")
-    assert rclone.log_error(log, len(old)) == "CRITICAL: Fatal error: something else"
+    log.write_text(old + f"2026/12/02 04:00:00 {line}\n")
+    assert rclone.log_error(log, len(old)) == line
