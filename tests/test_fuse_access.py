@@ -114,3 +114,23 @@ def test_mount_stops_before_creating_anything(tmp_path):
     assert proc.stderr.count("\n") == 1 and f"cannot open {device} read-write" in proc.stderr
     assert not (tmp_path / "rt").exists()
     assert list(home.iterdir()) == []
+
+
+def test_macos_fuse_t_usable(tmp_path, monkeypatch):
+    """macOS has no /dev/fuse for FUSE-T (it serves mounts over local NFS): its framework and its
+    server must be usable by this user."""
+    framework, server = tmp_path / "fuse_t.framework", tmp_path / "go-nfsv4"
+    framework.mkdir()
+    server.write_text("#!/bin/sh\n")
+    monkeypatch.setattr(fuse.sys, "platform", "darwin")
+    monkeypatch.setattr(fuse, "_FUSE_T", str(framework))
+    monkeypatch.setattr(fuse, "_FUSE_T_SERVER", str(server))
+    monkeypatch.setattr(fuse, "_MACFUSE", str(tmp_path / "none"))
+    server.chmod(0o644)  # present, not executable (root too is refused exec without an x bit)
+    with pytest.raises(FuseUnavailable, match="cannot run FUSE-T's"):
+        fuse.check()
+    server.chmod(0o755)
+    assert fuse.check() == "FUSE-T"
+    framework.rmdir()
+    with pytest.raises(FuseUnavailable, match="no FUSE on this Mac"):
+        fuse.check()
