@@ -29,7 +29,7 @@ _lock = threading.Lock()
 def hold(result: MountResult) -> None:
     """Sync the mount of `result` (a mounts.MountResult) when this process exits, and end a
     SLURM job's mount this process made when nobody else holds it."""
-    from . import holds
+    from . import deadline, holds
 
     with _lock:
         first = not _held
@@ -37,6 +37,7 @@ def hold(result: MountResult) -> None:
             _held[result.bucket] = holds.Hold(result)
     if first:
         atexit.register(_drain_at_exit)
+        deadline.watch(lambda: [h.paths for h in list(_held.values())])  # the deadline line
         _exit_on_sigterm()
         _warn_no_sigterm()
 

@@ -59,3 +59,47 @@ def parent_is_slurmstepd() -> bool:
             return f.read().strip() == "slurmstepd"
     except OSError:
         return False
+
+
+def _scontrol(*args: str) -> str:
+    """`scontrol ARGS` output, "" when it is missing, fails or is slow (never raises)."""
+    import shutil
+
+    from . import runner
+    from .errors import CommandTimeout
+
+    binary = shutil.which("scontrol")
+    if not binary:
+        return ""
+    try:
+        result = runner.run([binary, *args], timeout=5)
+    except CommandTimeout:
+        return ""
+    return result.stdout if result.ok else ""
+
+
+def kill_wait() -> Optional[int]:
+    """Seconds between SLURM's SIGTERM and its SIGKILL (`KillWait` of `scontrol show config`),
+    None outside a job or when it cannot be read."""
+    if current() is None:
+        return None
+    match = re.search(r"^KillWait\s*=\s*(\d+)", _scontrol("show", "config"), re.MULTILINE)
+    return int(match.group(1)) if match else None
+
+
+def time_limit_left() -> Optional[float]:
+    """Seconds until this job's time limit (its `EndTime`), None when unknown."""
+    import time
+
+    step = current()
+    if step is None:
+        return None
+    match = re.search(r"\bEndTime=(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)\b",
+                      _scontrol("show", "job", "-o", step.job))
+    if not match:
+        return None
+    try:
+        end = time.mktime(time.strptime(match.group(1), "%Y-%m-%dT%H:%M:%S"))
+    except (ValueError, OverflowError):
+        return None
+    return end - time.time()

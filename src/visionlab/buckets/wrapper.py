@@ -14,7 +14,7 @@ import signal
 from collections.abc import Sequence
 from typing import Callable, Optional
 
-from . import mounts, runner
+from . import deadline, mounts, runner
 from .holds import Hold
 
 FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)
@@ -29,6 +29,7 @@ def run_mounted(bucket_name: str, command: Sequence[str], root_dir: Optional[str
     succeeded but its writes could not be uploaded)."""
     result = mounts.mount(bucket_name, root_dir, remote_name, profile, held=True)
     hold = Hold(result)  # taken by mount(), under the bucket's lock
+    deadline.watch(lambda: [hold.paths])  # at SIGTERM/a warning: pending bytes vs time left
     code = 1
     try:
         code = runner.run_foreground(command, FORWARDED)

@@ -1,0 +1,219 @@
+#!/usr/bin/env python3
+"""How cost grows with the number of objects: 2,000, 20,000 and 100,000 small objects.
+
+    python bench/scale_bench.py                       # 2k, 20k, 100k x 1 KiB
+    python bench/scale_bench.py --counts 2000 --size 1024
+
+Reuses the world of bench/run.py (private temp dir, loopback `rclone serve s3`, private HOME /
+RCLONE_CONFIG / VISIONLAB_BUCKETS_RUNTIME_DIR / VISIONLAB_BUCKETS_STAGE_DIR). The objects are
+written straight into the directory the server serves (no PUT per object). Rows, per count:
+  stage          `mount-bucket B --stage --wait` (fresh stage dir, page cache dropped): seconds
+  copy           `rclone copy --transfers 64 s3_remote:B DIR` of the same bucket (the anchor)
+  stage / copy   the ratio, measured side by side (copy, stage, copy, stage ...: medians)
+  status         `mount-bucket --status B` while staged (median of 5), seconds
+  restage        the unchanged re-stage: unmount (the copy is kept), `--stage --wait` again
+  RSS            peak RSS of the CLI's own Python process (getrusage RUSAGE_SELF at its exit),
+                 for --stage --wait, --status and the re-stage; the rclone it waits on
+                 (the listing) is reported apart (RUSAGE_CHILDREN)
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import run as rb  # noqa: E402  (bench/run.py: World, run, drop_caches, script)
+
+PER_DIR = 1000
+# Runs the CLI in this process and writes its own peak RSS (and its children's) at exit.
+_MEASURED = (
+    "import atexit, json, resource, sys\n"
+    "out = sys.argv.pop(1)\n"
+    "def done():\n"
+    "    s, c = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)\n"
+    "    open(out, 'w').write(json.dumps([s.ru_maxrss / 1024, c.ru_maxrss / 1024]))\n"
+    "atexit.register(done)\n"
+    "sys.argv[0] = 'mount-bucket'\n"
+    "from visionlab.buckets.cli import mount_main\n"
+    "mount_main()\n"
+)
+
+
+def build(bucket_dir: Path, count: int, size: int) -> None:
+    block = os.urandom(size + 4096)
+    for i in range(count):
+        folder = bucket_dir / f"d{i // PER_DIR:03d}"
+        if i % PER_DIR == 0:
+            folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"f{i:06d}.bin").write_bytes(block[i % 4096:i % 4096 + size])
+    os.sync()
+
+
+class Scale:
+    def __init__(self, world: rb.World) -> None:
+        self.w = world
+        self.res: dict[str, list[float]] = {}
+        self.stage_dir = world.work / "stage"
+        self.env = {**world.env, "VISIONLAB_BUCKETS_STAGE_DIR": str(self.stage_dir)}
+
+    def put(self, key: str, value: float) -> None:
+        self.res.setdefault(key, []).append(value)
+        rb.log(f"{key} = {value:.3f}")
+
+    def cli(self, *args: str, timeout: float = 1800) -> tuple[float, float, float, str]:
+        """(seconds, CLI peak RSS MB, its children's peak RSS MB, stdout)."""
+        rss = self.w.work / "rss.json"
+        t = time.perf_counter()
+        out = rb.run([sys.executable, "-c", _MEASURED, rss, *args], self.env, timeout=timeout,
+                     stdout=subprocess.PIPE)
+        dt = time.perf_counter() - t
+        own, children = json.loads(rss.read_text())
+        return dt, own, children, out.stdout.decode()
+
+    def copy(self, key: str, count: int) -> None:
+        dest = self.w.work / "copydest"
+        shutil.rmtree(dest, ignore_errors=True)
+        rb.drop_caches()
+        rb.run([self.w.rclone, "version"], self.w.env)
+        t = time.perf_counter()
+        rb.run([self.w.rclone, "copy", f"s3_remote:{rb.BUCKET}", dest, "--transfers", "64"],
+               self.w.env, timeout=3600)
+        self.put(f"{key}:copy", time.perf_counter() - t)
+        got = sum(len(files) for _, _, files in os.walk(dest))
+        shutil.rmtree(dest, ignore_errors=True)
+        if got != count:
+            raise RuntimeError(f"rclone copy: {got} files, expected {count}")
+
+    def stage(self, key: str, count: int, restage: bool) -> None:
+        link = self.w.links / rb.BUCKET
+        rb.drop_caches()
+        dt, own, children, _ = self.cli(rb.BUCKET, "--root", str(self.w.links), "--stage",
+                                        "--wait", "-q")
+        self.put(f"{key}:stage", dt)
+        self.put(f"{key}:stage_rss", own)
+        self.put(f"{key}:stage_children_rss", children)
+        if not os.path.realpath(link).startswith(str(self.stage_dir)):
+            raise RuntimeError(f"after --stage --wait the link points at {os.path.realpath(link)}")
+        got = sum(len(files) for _, _, files in os.walk(os.path.realpath(link)))
+        if got != count:
+            raise RuntimeError(f"staged copy: {got} files, expected {count}")
+        times = []
+        for _ in range(5):  # the console script itself, as a user runs it
+            t = time.perf_counter()
+            rb.run([rb.script("mount-bucket"), "--status", rb.BUCKET, "--json"], self.env,
+                   timeout=60, stdout=subprocess.PIPE)
+            times.append(time.perf_counter() - t)
+        self.put(f"{key}:status", statistics.median(times))
+        self.put(f"{key}:status_rss", self.cli("--status", rb.BUCKET, "--json")[1])
+        t = time.perf_counter()  # how loaded the machine is: a bare interpreter start
+        rb.run([sys.executable, "-c", "pass"], self.env, timeout=60)
+        self.put(f"{key}:python_start", time.perf_counter() - t)
+        if restage:
+            rb.run([rb.script("unmount-bucket"), rb.BUCKET, "-q", "--timeout", "120"], self.env,
+                   timeout=300)
+            rb.drop_caches()
+            dt, own, children, _ = self.cli(rb.BUCKET, "--root", str(self.w.links), "--stage",
+                                            "--wait", "-q")
+            self.put(f"{key}:restage", dt)
+            self.put(f"{key}:restage_rss", own)
+            sj = json.loads((self.stage_dir / rb.BUCKET / "stage.json").read_text())
+            self.put(f"{key}:restage_downloaded", float(sj.get("downloaded", -1)))
+        rb.run([rb.script("unmount-bucket"), rb.BUCKET, "-q", "--timeout", "120", "--drop-stage"],
+               self.env, timeout=600)
+        if os.path.islink(link):
+            os.unlink(link)
+
+
+def report(sc: Scale, counts: list[int]) -> str:
+    r = sc.res
+
+    def m(key: str) -> float | None:
+        return statistics.median(r[key]) if key in r else None
+
+    def f(v, fmt):
+        return fmt.format(v) if v is not None else "-"
+
+    out = ["| objects | `--stage --wait` s | `rclone copy --transfers 64` s | stage / copy | "
+           "`--status` while staged s | unchanged re-stage s (downloaded) | CLI peak RSS MB "
+           "(stage / status / re-stage) | rclone listing peak RSS MB | `python -c pass` s |",
+           "|---|---|---|---|---|---|---|---|---|"]
+    for n in counts:
+        k = f"{n}"
+        stage, copy = m(f"{k}:stage"), m(f"{k}:copy")
+        ratio = f"**{stage / copy:.2f}x**" if stage and copy else "-"
+        out.append(
+            f"| {n:,} | {f(stage, '{:.2f}')} | {f(copy, '{:.2f}')} | {ratio} | "
+            f"{f(m(f'{k}:status'), '{:.2f}')} | {f(m(f'{k}:restage'), '{:.2f}')} "
+            f"({f(m(f'{k}:restage_downloaded'), '{:.0f}')}) | "
+            f"{f(m(f'{k}:stage_rss'), '{:.0f}')} / {f(m(f'{k}:status_rss'), '{:.0f}')} / "
+            f"{f(m(f'{k}:restage_rss'), '{:.0f}')} | {f(m(f'{k}:stage_children_rss'), '{:.0f}')} | "
+            f"{f(m(f'{k}:python_start'), '{:.3f}')} |")
+    return "\n".join(out) + "\n"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--counts", default="2000,20000,100000")
+    ap.add_argument("--size", type=int, default=1024, help="bytes per object")
+    ap.add_argument("--rounds", type=int, default=1, help="copy/stage pairs per count (median)")
+    ap.add_argument("--out", help="also write the Markdown report here")
+    ap.add_argument("--json", help="also write every sample here")
+    ap.add_argument("--keep", action="store_true")
+    args = ap.parse_args(argv)
+    counts = [int(c) for c in args.counts.split(",") if c]
+    world = rb.World({"dirs": 0, "files": 0, "size": 0, "large": 0, "large_size": 0}, args.keep)
+    atexit.register(world.cleanup)
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, lambda *_: sys.exit(130))
+    world.bucket_dir.mkdir(parents=True)
+    world.start_server()
+    sc = Scale(world)
+    notes = []
+    t_start = time.monotonic()
+    made = 0
+    for n in counts:
+        build_t = time.perf_counter()
+        shutil.rmtree(world.bucket_dir)
+        world.bucket_dir.mkdir()
+        build(world.bucket_dir, n, args.size)
+        made = n
+        rb.log(f"{made} objects written in {time.perf_counter() - build_t:.1f}s")
+        # a fresh server: its directory cache would still list the bucket as it was
+        world.server.terminate()
+        world.server.wait(30)
+        world.start_server()
+        for rnd in range(args.rounds):
+            for name, step in (("copy", lambda n=n: sc.copy(f"{n}", n)),
+                               ("stage", lambda n=n, rnd=rnd: sc.stage(f"{n}", n, rnd == 0))):
+                try:
+                    step()
+                except Exception as exc:  # one broken row must not hide the others
+                    notes.append(f"{n} {name}: {exc}")
+                    rb.log(f"FAILED {n} {name}: {exc}")
+    head = [f"## Scale run ({', '.join(f'{n:,}' for n in counts)} objects x {args.size} B, "
+            f"{args.rounds} round(s); {time.monotonic() - t_start:.0f} s)", "", rb.machine(world), ""]
+    text = "\n".join(head) + "\n" + report(sc, counts)
+    if notes:
+        text += "\nFailures:\n" + "\n".join(f"- {n}" for n in notes) + "\n"
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text)
+    if args.json:
+        Path(args.json).write_text(json.dumps({"results": sc.res, "notes": notes}, indent=1))
+    return 1 if notes else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
