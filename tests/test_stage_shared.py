@@ -6,6 +6,7 @@ a real SLURM."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import signal
@@ -14,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from conftest import bin_path, needs_fuse
 
 pytestmark = [needs_fuse]
@@ -200,3 +202,34 @@ def test_wrapper_stages_and_cmd_starts_on_the_complete_copy(env):
     assert proc.wait(60) == 9
     proc.stdout.close()
     proc.stderr.close()
+
+
+def test_as_root_a_write_through_a_staged_link_fails_and_nothing_diverges(env):
+    if os.geteuid() != 0:
+        pytest.skip("needs root: file modes already stop a normal user (EACCES)")
+    files = dataset(env["s3"], n=20)
+    code, _out, err = finish(start(BKT, "--stage", "--wait"))
+    assert code == 0, err
+    link = env["home"] / "s3_buckets" / BKT
+    copy = stage_dir(env) / "copy-1"
+    with open("/proc/self/mountinfo") as f:
+        binds = [line.split() for line in f if line.split()[4] == str(copy)]
+    assert binds and "ro" in binds[-1][5].split(",")
+    before = sorted(p.relative_to(copy) for p in copy.rglob("*"))
+    for write in (lambda: (link / "new.txt").write_bytes(b"x"),
+                  lambda: os.open(link / "train" / "f0000.bin", os.O_WRONLY | os.O_APPEND),
+                  lambda: (link / "val" / "v.txt").unlink()):
+        with pytest.raises(OSError) as caught:
+            write()
+        assert caught.value.errno == errno.EROFS
+    assert sorted(p.relative_to(copy) for p in copy.rglob("*")) == before
+    assert (link / "train" / "f0000.bin").read_bytes() == files["train/f0000.bin"]
+    assert sorted(p.name for p in (env["s3"].data / BKT).rglob("*") if p.is_file()) == sorted(
+        rel.split("/")[-1] for rel in files)
+    # Dropping the copy takes the read-only mount away first, then the files.
+    out = subprocess.run([bin_path("unmount-bucket"), BKT, "--drop-stage"], timeout=120,
+                         capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stderr
+    assert not stage_dir(env).exists()
+    with open("/proc/self/mountinfo") as f:
+        assert str(copy) not in f.read()

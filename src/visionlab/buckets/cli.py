@@ -270,12 +270,14 @@ def _wait_staged(bucket: str, quiet: bool) -> None:
 
 def _stage_progress(bucket: str, quiet: bool):
     """(the status line, the progress callback) of a --stage --wait."""
-    line, started = _StatusLine(quiet, plain_every=5.0), time.monotonic()
+    line, started, first = _StatusLine(quiet, plain_every=5.0), time.monotonic(), []
 
     def progress(st) -> None:
+        if not first:  # a copy joined part-way: the rate counts what came since
+            first.append(st.bytes_done)
         if st.state != "copying" or not line.due():
             return
-        rate = st.bytes_done / max(time.monotonic() - started, 1e-3)
+        rate = max(st.bytes_done - first[0], 0) / max(time.monotonic() - started, 1e-3)
         eta = f"{(st.bytes_total - st.bytes_done) / rate:,.0f}s" if rate > 0 else "?"
         done = st.bytes_done / st.bytes_total if st.bytes_total else 0
         line.show(f"{bucket}: [{'#' * int(done * 30):<30}] {st.files_done}/{st.files_total} files, "
