@@ -233,3 +233,18 @@ def test_as_root_a_write_through_a_staged_link_fails_and_nothing_diverges(env):
     assert not stage_dir(env).exists()
     with open("/proc/self/mountinfo") as f:
         assert str(copy) not in f.read()
+
+
+def test_staged_wrapper_syncs_what_cmd_wrote_to_other_buckets(env):
+    from conftest import BUCKET
+
+    dataset(env["s3"], n=5)
+    assert subprocess.run([bin_path("mount-bucket"), BUCKET, "-q"], timeout=120,
+                          check=False).returncode == 0
+    out = env["home"] / "s3_buckets" / BUCKET
+    script = f"cat '{env['home']}/s3_buckets/{BKT}/val/v.txt' > '{out}/result.txt'"
+    proc = subprocess.run([bin_path("mount-bucket"), BKT, "--stage", "--wait", "--", "sh", "-c",
+                           script], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    # On the server when the wrapper exits (the mount uploads 5 s after a write otherwise).
+    assert (env["s3"].data / BUCKET / "result.txt").read_bytes() == b"validation\n"
