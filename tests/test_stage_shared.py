@@ -287,3 +287,21 @@ def test_wait_returns_with_the_callers_links_on_the_copy_even_if_the_switch_miss
     info = mounts.wait_staged(BKT)
     assert os.readlink(link) == str(stage_dir(env) / "current")
     assert info.symlinks == [str(link)] and info.stage["state"] == "ready"
+
+
+def test_a_signal_while_the_wrapper_waits_for_the_copy_ends_it_before_cmd_with_128_plus_n(env):
+    s3 = env["s3"]
+    dataset(s3, n=300, size=50_000)
+    marker = env["tmp"] / "cmd-ran"
+    proc = start(BKT, "--stage", "--wait", "--", "touch", str(marker))
+    link = env["home"] / "s3_buckets" / BKT
+    try:
+        wait_for(lambda: os.path.lexists(link))  # mounted; the copy cannot finish while paused
+        s3.pause()
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGTERM)
+        code, _out, err = finish(proc, timeout=60)
+    finally:
+        s3.resume()
+    assert code == 128 + signal.SIGTERM, err
+    assert not marker.exists()
