@@ -305,3 +305,17 @@ def test_a_signal_while_the_wrapper_waits_for_the_copy_ends_it_before_cmd_with_1
         s3.resume()
     assert code == 128 + signal.SIGTERM, err
     assert not marker.exists()
+
+
+def test_a_job_mounting_leaves_alone_the_tree_of_a_job_starting_its_own_mount(env):
+    """Array tasks start at once: one task's clean-up of ended jobs must not take the fresh,
+    empty tree of a task that has not taken its lock yet (its mount point's parent, its cache)."""
+    from visionlab.buckets import layout
+
+    dataset(env["s3"], n=3)
+    starting = layout.paths_for(BKT, "702")
+    layout.ensure_runtime(starting)  # job 702: tree made, its lock file opened, not yet taken
+    starting.lock.touch()
+    code, _out, err = finish(start(BKT, "--root", str(env["tmp"] / "r701"), job="701"))
+    assert code == 0, err
+    assert starting.mount_point.parent.is_dir() and starting.cache.is_dir()
