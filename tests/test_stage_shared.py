@@ -319,3 +319,22 @@ def test_a_job_mounting_leaves_alone_the_tree_of_a_job_starting_its_own_mount(en
     code, _out, err = finish(start(BKT, "--root", str(env["tmp"] / "r701"), job="701"))
     assert code == 0, err
     assert starting.mount_point.parent.is_dir() and starting.cache.is_dir()
+
+
+def test_a_waiter_finishes_a_copy_whose_stager_died_after_making_it(env):
+    dataset(env["s3"], n=5)
+    code, _out, err = finish(start(BKT, "--stage", "--wait"))
+    assert code == 0, err
+    link = env["home"] / "s3_buckets" / BKT
+    # As if the stager had been killed after putting copy-1 in place, before its links moved.
+    os.unlink(link)
+    os.symlink(env["runtime"] / "rclone" / BKT, link)
+    gone = subprocess.Popen(["true"])
+    gone.wait(10)
+    state = {**stage_json(env), "state": "copying", "pid": gone.pid}
+    (stage_dir(env) / "stage.json").write_text(json.dumps(state))
+    from visionlab.buckets import mounts
+
+    mounts.wait_staged(BKT)
+    assert os.readlink(link) == str(stage_dir(env) / "current")
+    assert stage_json(env)["state"] == "ready" and copies(env) == ["copy-1"]
