@@ -338,3 +338,16 @@ def test_a_waiter_finishes_a_copy_whose_stager_died_after_making_it(env):
     mounts.wait_staged(BKT)
     assert os.readlink(link) == str(stage_dir(env) / "current")
     assert stage_json(env)["state"] == "ready" and copies(env) == ["copy-1"]
+
+
+def test_dropping_the_copy_moves_the_links_of_other_jobs_back_to_their_mounts(env):
+    files = dataset(env["s3"], n=5)
+    code, _out, err = finish(start(BKT, "--stage", "--wait", job="801"))
+    assert code == 0, err
+    link = env["runtime"] / "s3_buckets" / BKT
+    out = subprocess.run([bin_path("unmount-bucket"), BKT, "--drop-stage"], timeout=120,
+                         capture_output=True, text=True, check=False)  # outside the job
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == f"removed the staged copy of {BKT}"
+    assert os.readlink(link) == str(env["runtime"] / "jobs" / "801" / "rclone" / BKT)
+    assert (link / "val" / "v.txt").read_bytes() == files["val/v.txt"]

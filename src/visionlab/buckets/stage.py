@@ -250,6 +250,18 @@ def move_links(mount: layout.BucketPaths, current: Path,
             state.save(mount.state, st._replace(staged=str(current)))
 
 
+def _links_back(mount: layout.BucketPaths, current: Path) -> None:
+    """Under the mount's lock: its links on `current` move back to the mount (one atomic
+    rename each), before the copy goes away."""
+    with bucket_lock(mount.lock, SWITCH_LOCK_TIMEOUT):
+        st = state.load(mount.state)
+        if not st or not st.staged:
+            return
+        for link in st.symlinks:
+            links.retarget(Path(link), str(current), mount.mount_point)
+        state.save(mount.state, st._replace(staged=""))
+
+
 def switch_all(bucket: str, paths: layout.StagePaths, new_copy: Path) -> None:
     """Point `current` at the new copy (one atomic rename), then the links of every read-only
     mount of the bucket on this node, in every scope, at `current` (each one atomic): no link is
@@ -430,6 +442,11 @@ def drop(bucket: str) -> bool:
     if not (paths.root / "stage.json").exists():
         return False
     stop(bucket)
+    for scope in _scopes():  # links still on the copy (other jobs') go back to their mounts
+        mount = layout.paths_for(bucket, scope)
+        if os.path.exists(mount.state):
+            with contextlib.suppress(LockTimeout, OSError):
+                _links_back(mount, paths.current)
     for copy in copies(paths):
         remove_copy(copy)
     for dirpath, dirnames, _files in os.walk(paths.root):
