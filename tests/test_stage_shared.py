@@ -351,3 +351,23 @@ def test_dropping_the_copy_moves_the_links_of_other_jobs_back_to_their_mounts(en
     assert out.stdout.strip() == f"removed the staged copy of {BKT}"
     assert os.readlink(link) == str(env["runtime"] / "jobs" / "801" / "rclone" / BKT)
     assert (link / "val" / "v.txt").read_bytes() == files["val/v.txt"]
+
+
+def test_as_root_without_bind_mounts_the_copy_is_made_and_says_root_can_write_into_it(env):
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    dataset(env["s3"], n=5)
+    fake = env["tmp"] / "bin"  # a container without CAP_SYS_ADMIN: mount is refused
+    fake.mkdir()
+    (fake / "mount").write_text("#!/bin/sh\necho 'mount: permission denied' >&2\nexit 32\n")
+    (fake / "mount").chmod(0o755)
+    environ = {**in_job(), "PATH": f"{fake}:{os.environ['PATH']}"}
+    proc = subprocess.run([bin_path("mount-bucket"), BKT, "--stage", "--wait"], env=environ,
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[-1].endswith(
+        " — warning: root can write into the copy (a read-only bind mount failed: mount: "
+        "permission denied); such writes never reach S3")
+    status = subprocess.run([bin_path("mount-bucket"), "--status", BKT], capture_output=True,
+                            text=True, timeout=60, check=False)
+    assert "warning: root can write into the copy" in status.stdout

@@ -57,6 +57,7 @@ class StageState(NamedTuple):
     updated_at: float = 0.0
     remote: str = ""
     died: bool = False  # (not saved) "failed" because the stager was killed: a waiter resumes it
+    warning: str = ""  # e.g. root could not make the copy read-only (no bind mounts here)
 
     def to_dict(self) -> dict:
         keys = ("state", "files_done", "files_total", "bytes_done", "bytes_total", "path", "error")
@@ -68,7 +69,9 @@ class StageState(NamedTuple):
         if self.state == "copying":
             return f"staging: {self.files_done}/{self.files_total} files, {size} -> {self.path}"
         if self.state == "ready":
-            return f"staged: {self.files_total} files, {self.bytes_total / 1e6:,.0f} MB local at {self.path}"
+            note = f" — warning: {self.warning}" if self.warning else ""
+            return (f"staged: {self.files_total} files, {self.bytes_total / 1e6:,.0f} MB local at "
+                    f"{self.path}{note}")
         return f"staging failed: {self.error} — 'mount-bucket {bucket} --stage' resumes it"
 
 
@@ -326,7 +329,7 @@ def _start_locked(paths: layout.StagePaths, plan: Plan, mount_scope: str) -> Sta
             # download, no copy process: the links move now.
             switch_all(bucket, paths, done[-1])
             st = st._replace(state="ready", files_done=len(objects), bytes_done=total,
-                             downloaded=0)
+                             downloaded=0, warning=running.warning if running else "")
             save(paths, st)
             return st
     with open(paths.listing.with_suffix(".new"), "w", encoding="utf-8") as f:
