@@ -93,6 +93,7 @@ def test_concurrent_stage_calls_of_many_jobs_make_one_copy_with_every_link_on_it
         assert os.readlink(link) == current, link
         assert Path(os.path.realpath(link)) == stage_dir(env) / "copy-1"
     assert copies(env) == ["copy-1"]
+    print(f"4 concurrent --stage calls: {downloads(env)} objects downloaded for {len(files)}")
     assert downloads(env) == len(files)  # the node fetched the dataset once
     assert (shared / "train" / "f0007.bin").read_bytes() == files["train/f0007.bin"]
     # The shared default link is recorded by both jobs; job 101's mount going away leaves it
@@ -151,6 +152,8 @@ def test_a_waiter_takes_over_the_copy_when_the_job_that_ran_it_is_killed(env):
     assert Path(os.path.realpath(link)) == stage_dir(env) / "copy-1"
     assert stage_json(env)["state"] == "ready" and stage_json(env)["pid"] != first
     assert 0 < done_before < 300
+    print(f"takeover: {done_before} files done before the kill, "
+          f"{stage_json(env)['downloaded']} fetched after it, {downloads(env)} in all")
     # Resumed, not started over: the second run fetched only what the first had not.
     assert stage_json(env)["downloaded"] <= len(files) - done_before + 8
     assert downloads(env) <= len(files) + 8
