@@ -2,7 +2,8 @@
 
     python -m visionlab.buckets.stager BUCKET REMOTE PREFIX MOUNT_SCOPE
 
-Started (detached, own process group) by stage.start. It writes its progress to stage.json
+Started (detached, own process group) by stage.attach, or by a waiter taking over a copy
+whose stager died (stage.take_over): it resumes work/. It writes its progress to stage.json
 about twice a second. Any failure leaves the links on the mount and the state "failed" with the
 reason; the work dir stays, so the next `--stage` resumes instead of starting over.
 """
@@ -18,9 +19,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from . import layout, rcconf, rclone, runner, state
+from . import layout, links, mounttable, rcconf, rclone, runner, state
 from .errors import BucketsError
-from .stage import StageState, load, save, switch_links
+from .stage import StageState, load, remove_copy, save, switch_all
 from .stage import copies as _copies
 
 
@@ -53,7 +54,8 @@ def _verify(dest: Path, objects: list[list]) -> None:
 
 
 def _link_other_entries(copy_root: Path, prefix: str, mount_point: str, top: list[str]) -> None:
-    """When one prefix is staged, the bucket's other top-level entries stay on the mount."""
+    """When one prefix is staged, the bucket's other top-level entries stay on the mount: through
+    the stage dir's `mount` link, kept on a live mount of the bucket (stage.keep_mount_link)."""
     first = prefix.strip("/").split("/")[0]
     for name in top:
         if name != first and not os.path.lexists(copy_root / name):
@@ -69,10 +71,11 @@ def run(bucket: str, remote: str, prefix: str, scope: str) -> None:
     listing = json.loads(new_listing.read_text())
     objects = listing["objects"]
     copies = _copies(paths)
-    mount_point = str(layout.paths_for(bucket, scope).mount_point)
+    links.replace(paths.mount, layout.paths_for(bucket, scope).mount_point)
     if not paths.work.exists():
         if copies:  # start from the copy in use: unchanged objects are hard links, not downloads
-            shutil.copytree(copies[-1], paths.work, symlinks=True, copy_function=os.link)
+            if not mounttable.hard_link_tree(str(copies[-1]), str(paths.work)):
+                shutil.copytree(copies[-1], paths.work, symlinks=True, copy_function=os.link)
         else:
             os.mkdir(paths.work, 0o700)
     _writable_dirs(paths.work)
@@ -108,18 +111,23 @@ def run(bucket: str, remote: str, prefix: str, scope: str) -> None:
     _verify(dest, objects)
     if prefix:
         top = sorted({rel.split("/")[0] for rel in _top_level(bucket, remote)})
-        _link_other_entries(paths.work, prefix, mount_point, top)
+        _link_other_entries(paths.work, prefix, str(paths.mount), top)
     _read_only(paths.work)
     number = int(copies[-1].name.split("-")[1]) + 1 if copies else 1
     new_copy = paths.root / f"copy-{number}"
     os.rename(paths.work, new_copy)
+    warning = ""
+    if os.geteuid() == 0:  # 0444 stops everyone but root: a read-only mount stops root too
+        why = mounttable.bind_read_only(str(new_copy))
+        if why:  # a container without CAP_SYS_ADMIN, say: the copy is still made, and says so
+            warning = (f"root can write into the copy (a read-only bind mount failed: {why}); "
+                       "such writes never reach S3")
     os.replace(new_listing, paths.listing)
-    switch_links(bucket, scope, paths, new_copy)
+    switch_all(bucket, paths, new_copy)
     for old in copies:  # files open in an old copy keep reading (unlinked, not gone)
-        _writable_dirs(old)
-        shutil.rmtree(old, ignore_errors=True)
+        remove_copy(old)
     save(paths, st._replace(state="ready", files_done=len(objects), bytes_done=st.bytes_total,
-                            downloaded=downloaded))
+                            downloaded=downloaded, warning=warning))
 
 
 def _top_level(bucket: str, remote: str) -> list[str]:

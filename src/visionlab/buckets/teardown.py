@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
-from . import layout, links, mounttable, procs, state
+from . import layout, links, mounttable, procs, scopes, state
 from .errors import BucketsError, BusyMount
 
 if TYPE_CHECKING:
@@ -93,7 +93,8 @@ def take_down(paths: layout.BucketPaths, st: Optional[state.MountState], lazy: b
     """After the filesystem is detached: wait for rclone, remove links, mount point, state."""
     if st and st.pid and not lazy and not procs.wait_exit(st.pid, 15):
         stop_recorded_rclone(paths, st)
-    removed = links.remove_ours(st.symlinks, *layout.link_targets(paths, st)) if st else []
+    removed = links.remove_ours(scopes.unshared_links(paths, st),
+                                *layout.link_targets(paths, st)) if st else []
     rmdir(paths.mount_point)
     rmdir(paths.holds)  # only when no process holds the mount any more (else not empty)
     state.remove(paths.state)
@@ -124,7 +125,7 @@ def clear_ended_jobs(paths: layout.BucketPaths) -> None:
     A scope counts as ended only when nobody holds its bucket lock (a job part-way through
     starting its mount holds it), its recorded rclone is gone, and its mount does not answer.
     """
-    from . import liveness
+    from . import liveness, uploads
     from .lock import try_lock
 
     for scope in layout.job_scopes():
@@ -142,6 +143,8 @@ def clear_ended_jobs(paths: layout.BucketPaths) -> None:
             if st or mounttable.find(str(old.mount_point)):
                 discard_dead_mount(old, st)
                 take_down(old, st, lazy=False)
+            elif not uploads.unsaved(old):
+                continue  # no mount, nothing unsaved: maybe a job creating its mount right now
             _adopt_cache(old, paths)
             state.remove(old.log)
             for directory in (old.cache.parent, old.mount_point.parent):
