@@ -113,9 +113,11 @@ def _cleanup_runtime(runtime: Path) -> None:
     prefix = str(runtime)
     with open("/proc/self/mountinfo") as f:
         mounts = [line.split()[4] for line in f]
-    for mp in mounts:
+    for mp in reversed(mounts):
         if mp.startswith(prefix):
-            subprocess.run(["fusermount3", "-uz", mp], capture_output=True, check=False)
+            done = subprocess.run(["fusermount3", "-uz", mp], capture_output=True, check=False)
+            if done.returncode:  # not FUSE: a staged copy's read-only bind mount (root)
+                subprocess.run(["umount", "-l", mp], capture_output=True, check=False, timeout=30)
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
             continue

@@ -172,7 +172,8 @@ def _doctor(remote: str, bucket: Optional[str], write: bool) -> NoReturn:
                    "its links move to the copy once complete and verified.")
 @click.option("--stage-prefix", metavar="PREFIX", default="",
               help="With --stage: copy only this prefix (e.g. train/).")
-@click.option("--wait", is_flag=True, help="With --stage: return once the copy is in use.")
+@click.option("--wait", is_flag=True,
+              help="With --stage: return (or start CMD) once the link is on the complete copy.")
 @click.option("--write", is_flag=True,
               help="With --doctor BUCKET: also put and delete one small object.")
 @click.option("--json", "as_json", is_flag=True,
@@ -192,7 +193,8 @@ def mount_cmd(bucket: Optional[str], root: Optional[str], remote: str, profile: 
 
     mount-bucket BUCKET [OPTIONS] -- CMD [ARGS...] runs CMD with the bucket mounted, passes
     SIGTERM/SIGINT/SIGHUP/SIGUSR1/SIGUSR2 on to it, waits for it, waits until its writes
-    reached S3, and exits with CMD's status.
+    reached S3, and exits with CMD's status. With --stage --wait, CMD starts once the link is
+    on the node's complete local copy.
     """
     modes = [name for name, on in (("--list", list_), ("--status", status_),
                                    ("--doctor", doctor), ("--sync", sync_)) if on]
@@ -220,13 +222,14 @@ def mount_cmd(bucket: Optional[str], root: Optional[str], remote: str, profile: 
     from .mounts import mount
 
     command = (click.get_current_context().obj or {}).get("command")
-    if command:
-        if modes or as_json or print_link or stage or stage_prefix or wait:
-            raise click.UsageError("'-- CMD' goes with a plain mount, not with other modes "
-                                   "or --stage")
-        _run_under_mount(bucket, command, root, remote, profile, timeout, quiet)
     if (stage_prefix or wait) and not stage:
         raise click.UsageError("--stage-prefix and --wait go with --stage")
+    if command:
+        if modes or as_json or print_link:
+            raise click.UsageError("'-- CMD' goes with a plain mount (or --stage), not with "
+                                   "other modes")
+        _run_under_mount(bucket, command, root, remote, profile, timeout, quiet,
+                         (stage, wait, stage_prefix))
     result = _run(mount, bucket, root, remote, profile, False, stage, stage_prefix)
     if not quiet and not as_json and not print_link:
         _warn_job_end(result)
@@ -256,24 +259,32 @@ def _wait_staged(bucket: str, quiet: bool) -> None:
     """--stage --wait: a progress bar on a terminal (files, bytes, rate, ETA), plain lines else."""
     from .mounts import wait_staged
 
-    line, started = _StatusLine(quiet, plain_every=5.0), time.monotonic()
-
-    def progress(st) -> None:
-        if st.state != "copying" or not line.due():
-            return
-        rate = st.bytes_done / max(time.monotonic() - started, 1e-3)
-        eta = f"{(st.bytes_total - st.bytes_done) / rate:,.0f}s" if rate > 0 else "?"
-        done = st.bytes_done / st.bytes_total if st.bytes_total else 0
-        line.show(f"{bucket}: [{'#' * int(done * 30):<30}] {st.files_done}/{st.files_total} files, "
-                  f"{st.bytes_done / 1e6:,.0f}/{st.bytes_total / 1e6:,.0f} MB, "
-                  f"{rate / 1e6:,.1f} MB/s, ETA {eta}")
-
+    line, progress = _stage_progress(bucket, quiet)
     try:
         info = _run(wait_staged, bucket, progress)
     finally:
         line.done()
     if not quiet:
         click.echo(f"{bucket}: {info.stage_note}")
+
+
+def _stage_progress(bucket: str, quiet: bool):
+    """(the status line, the progress callback) of a --stage --wait."""
+    line, started, first = _StatusLine(quiet, plain_every=5.0), time.monotonic(), []
+
+    def progress(st) -> None:
+        if not first:  # a copy joined part-way: the rate counts what came since
+            first.append(st.bytes_done)
+        if st.state != "copying" or not line.due():
+            return
+        rate = max(st.bytes_done - first[0], 0) / max(time.monotonic() - started, 1e-3)
+        eta = f"{(st.bytes_total - st.bytes_done) / rate:,.0f}s" if rate > 0 else "?"
+        done = st.bytes_done / st.bytes_total if st.bytes_total else 0
+        line.show(f"{bucket}: [{'#' * int(done * 30):<30}] {st.files_done}/{st.files_total} files, "
+                  f"{st.bytes_done / 1e6:,.0f}/{st.bytes_total / 1e6:,.0f} MB, "
+                  f"{rate / 1e6:,.1f} MB/s, ETA {eta}")
+
+    return line, progress
 
 
 def _warn_job_end(result) -> None:
@@ -289,14 +300,29 @@ def _warn_job_end(result) -> None:
 
 
 def _run_under_mount(bucket: str, command: tuple, root: Optional[str], remote: str,
-                     profile: Optional[str], timeout: float, quiet: bool) -> NoReturn:
+                     profile: Optional[str], timeout: float, quiet: bool,
+                     staging: tuple) -> NoReturn:
+    """`-- CMD`; with --stage --wait, the copy's progress and its line on stderr (stdout is
+    CMD's) before CMD starts."""
     from .wrapper import run_mounted
+
+    stage, wait, prefix = staging
 
     def report(line: str) -> None:
         click.echo(line, err=True)
 
-    code = _run(run_mounted, bucket, list(command), root, remote, profile, timeout, report,
-                lambda b: _UploadProgress(b, quiet, "uploading"))
+    def staged(info) -> None:
+        line.done()
+        if not quiet:
+            click.echo(f"{info.bucket}: {info.stage_note}", err=True)
+
+    line, progress = _stage_progress(bucket, quiet)
+    try:
+        code = _run(run_mounted, bucket, list(command), root, remote, profile, timeout, report,
+                    lambda b: _UploadProgress(b, quiet, "uploading"), stage, wait, prefix,
+                    staged, progress)
+    finally:
+        line.done()
     sys.exit(code)
 
 

@@ -16,8 +16,8 @@ import threading
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .holds import Hold
     from .mounts import MountResult
+    from .release import Hold
 
 TIMEOUT_ENV = "VISIONLAB_BUCKETS_EXIT_TIMEOUT"
 EXIT_TIMEOUT = 600.0
@@ -29,12 +29,12 @@ _lock = threading.Lock()
 def hold(result: MountResult) -> None:
     """Sync the mount of `result` (a mounts.MountResult) when this process exits, and end a
     SLURM job's mount this process made when nobody else holds it."""
-    from . import holds
+    from . import release
 
     with _lock:
         first = not _held
         if result.bucket not in _held:
-            _held[result.bucket] = holds.Hold(result)
+            _held[result.bucket] = release.Hold(result)
     if first:
         atexit.register(_drain_at_exit)
         _exit_on_sigterm()

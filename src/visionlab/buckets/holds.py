@@ -5,6 +5,7 @@ it made unmounts it, deciding "last" under the same lock (mounts.unmount(release
 a process that has just mounted never loses its mount to one that is just ending.
 
 Outside SLURM a mount is this user's shared mount: nobody unmounts it on their way out.
+The release at a holder's end (sync, then maybe unmount) is release.Hold, above mounts.py.
 """
 
 from __future__ import annotations
@@ -12,10 +13,8 @@ from __future__ import annotations
 import contextlib
 import os
 from pathlib import Path
-from typing import Callable, Optional
 
 from . import layout, procs
-from .errors import BucketsError
 
 
 def take(paths: layout.BucketPaths) -> Path:
@@ -43,37 +42,3 @@ def others(paths: layout.BucketPaths, mine: Path) -> bool:
             with contextlib.suppress(OSError):
                 entry.unlink()
     return found
-
-
-class Hold:
-    """This process's hold on the mount of `result` (a mounts.MountResult)."""
-
-    def __init__(self, result) -> None:
-        self.result = result
-        self.runtime = layout.runtime_dir()  # the environment it was made in
-        self.paths = layout.paths_for(result.bucket, layout.scope_of(result.mount_point))
-        self.file = self.paths.holds / str(os.getpid())
-
-    def release(self, timeout: float, report: Callable[[str], None],
-                progress: Optional[Callable] = None) -> bool:
-        """Sync what was written, drop this hold, and unmount a SLURM job's mount this process
-        made when no other process holds it. False when something failed (reported)."""
-        from . import mounts
-        from .lock import bucket_lock
-
-        try:
-            mounts.sync(self.result.bucket, timeout, progress, scope=self.paths.scope)
-        except BucketsError as exc:
-            report(f"error: {exc}")
-            return False
-        if self.result.newly_mounted and self.paths.scope:
-            try:
-                mounts.unmount(self.result.bucket, timeout, scope=self.paths.scope,
-                               release_hold=self.file)
-            except BucketsError as exc:
-                report(f"error: {exc}")
-                return False
-            return True
-        with bucket_lock(self.paths.lock), contextlib.suppress(FileNotFoundError):
-            self.file.unlink()
-        return True

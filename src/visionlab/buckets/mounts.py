@@ -29,13 +29,13 @@ from .rcconf import DEFAULT_REMOTE
 
 if TYPE_CHECKING:
     from . import profiles, rclone
+    from . import stage as staging
     from . import uploads as uploads_mod
 
 __all__ = [
     "DEFAULT_REMOTE", "DRAIN_TIMEOUT", "PROBE_TIMEOUT", "MountInfo", "MountResult", "PathLike",
     "Progress", "UnmountResult", "is_mounted", "known_buckets", "list_mounts", "mount",
-    "mount_bucket", "status", "sweep_stale", "sync", "sync_bucket", "unmount", "unmount_all",
-    "unmount_bucket", "wait_staged",
+    "status", "sweep_stale", "sync", "unmount", "unmount_all", "wait_staged",
 ]
 
 DRAIN_TIMEOUT = 600.0
@@ -81,6 +81,7 @@ class _Request(NamedTuple):
     link: Path
     paths: layout.BucketPaths
     held: bool = False  # the caller runs under the mount and releases it (holds.py)
+    stage: Optional[staging.Plan] = None  # --stage: what the copy holds (checked, listed)
 
 
 def _resolve_root(root_dir: Optional[PathLike]) -> Path:
@@ -93,12 +94,15 @@ def _resolve_root(root_dir: Optional[PathLike]) -> Path:
 
 
 def _request(bucket_name: str, root_dir: Optional[PathLike], remote: str,
-             profile: Optional[str], held: bool) -> _Request:
-    """Parse and check the arguments; nothing is created, nothing runs."""
+             profile: Optional[str], held: bool, stage: bool, stage_prefix: str) -> _Request:
+    """Parse and check the arguments, list what --stage copies; nothing is created."""
     bucket = names.parse(bucket_name)
     if profile is not None:
         from . import profiles
 
+        if stage and not profiles.get(profile).read_only:
+            raise BucketsError(f"--stage needs a read-only mount, not profile '{profile}'",
+                               "drop --profile (staging mounts with 'dataset'), or pick 'dataset'")
         profiles.get(profile)
     link = _resolve_root(root_dir) / bucket
     layout.check_private_dir(layout.runtime_dir())
@@ -106,11 +110,25 @@ def _request(bucket_name: str, root_dir: Optional[PathLike], remote: str,
     try:
         links.check(link, paths.mount_point)
     except LinkConflict:
-        staged = str(layout.stage_paths(bucket).current)
-        if links.target_of(link) != staged and not scopes.dead_link_of_ours(link, paths):
+        if not _may_share(link, paths, stage) and not scopes.dead_link_of_ours(link, paths) \
+                and links.target_of(link) != str(layout.stage_paths(bucket).current):
             raise
+    plan = None
+    if stage:  # where the mount flow meets staging, with attach() in mount()
+        from . import stage as staging
+
+        plan = staging.prepare(remote, bucket, stage_prefix)
     return _Request(bucket=bucket, remote=remote, profile=profile, link=link, paths=paths,
-                    held=held)
+                    held=held, stage=plan)
+
+
+def _may_share(link: Path, paths: layout.BucketPaths, stage: bool) -> bool:
+    """A staged request may use a link another live mount of ours has (stage.may_share)."""
+    if not stage:
+        return False
+    from . import stage as staging
+
+    return staging.may_share(link, paths)
 
 
 def _check_same_remote(req: _Request, entry: mounttable.MountEntry,
@@ -134,23 +152,31 @@ def _check_same_profile(req: _Request, st: Optional[state.MountState]) -> None:
 def _register(req: _Request) -> None:
     """Under the lock: the link, and this process's hold when it runs under the mount (so a
     holder ending meanwhile never unmounts it under us)."""
-    _register_link(req.paths, req.link)
+    _register_link(req.paths, req.link, req.stage is not None)
     if req.held:
         from . import holds
 
         holds.take(req.paths)
 
 
-def _register_link(paths: layout.BucketPaths, link: Path) -> list[Path]:
+def _register_link(paths: layout.BucketPaths, link: Path, staged: bool = False) -> list[Path]:
     """Create the link (or take over one left by an ended job) and record it in the state file
-    (caller holds the lock)."""
+    (caller holds the lock). A `staged` request's link that another live mount of ours has (on
+    the node's copy, or on that read-only mount) is recorded as it is: it moves to the copy."""
     st = state.load(paths.state)
     target = Path(st.staged) if st and st.staged else paths.mount_point
     if st and st.staged and links.target_of(link) == st.staged:
         created: list[Path] = []
     else:
-        old = scopes.dead_link_of_ours(link, paths)
-        created = [] if old and links.retarget(link, old, target) else links.create(link, target)
+        shared = _may_share(link, paths, staged)
+        try:
+            old = scopes.dead_link_of_ours(link, paths)
+        except LinkConflict:
+            if not shared:
+                raise
+            old = ""
+        kept = shared or (old and links.retarget(link, old, target))
+        created = [] if kept else links.create(link, target)
     if st and str(link) not in st.symlinks:
         state.save(paths.state, st._replace(symlinks=[*st.symlinks, str(link)]))
     return created
@@ -252,80 +278,36 @@ def mount(bucket_name: str, root_dir: Optional[PathLike] = None,
     """
     if stage and profile is None:
         profile = "dataset"
-    req = _request(bucket_name, root_dir, remote_name, profile, held)
-    objects = _plan_stage(req, stage_prefix) if stage else None
+    req = _request(bucket_name, root_dir, remote_name, profile, held, stage, stage_prefix)
     result = _reuse_live(req)
     if not result:
         ready = _preflight(req)
         layout.ensure_runtime(req.paths)
         with bucket_lock(req.paths.lock):
             result = _reuse_live(req, locked=True) or _start_or_heal(req, ready)
-    if objects is not None:
+    if req.stage is not None:
         from . import stage as staging
 
-        staging.start(req.bucket, req.remote, stage_prefix.strip("/"), objects, req.paths.scope)
+        staging.attach(req.stage, req.paths)
     return result
 
 
-def _plan_stage(req: _Request, prefix: str) -> list:
-    """The listing of what --stage copies, after checking it fits: before anything is created."""
-    from . import credentials, profiles, rcconf, rclone
-    from . import stage as staging
-
-    if req.profile and not profiles.get(req.profile).read_only:
-        raise BucketsError(f"--stage needs a read-only mount, not profile '{req.profile}'",
-                           "drop --profile (staging mounts with 'dataset'), or pick 'dataset'")
-    binary = rclone.find_rclone()
-    config = rcconf.config_path(binary)
-    credentials.check(req.remote, rcconf.remote_config(req.remote, config))
-    return staging.plan(binary, config, req.remote, req.bucket, prefix.strip("/"))
-
-
 def wait_staged(bucket_name: str, progress: Optional[Callable[[object], None]] = None,
-                poll: float = 0.1) -> MountInfo:
-    """Block until the bucket's staged copy is ready (its links moved); raise when it failed."""
+                poll: float = 0.1, result: Optional[MountResult] = None) -> MountInfo:
+    """Block until the bucket's staged copy is ready and the links of this process's mount are
+    on it (a copy whose stager died is resumed); raise when it failed."""
     from . import stage as staging
 
-    bucket = names.parse(bucket_name)
-    paths = layout.stage_paths(bucket)
-    while True:
-        found = staging.load(paths)
-        if found is None:
-            raise NotMounted(f"{bucket} is not being staged", f"run 'mount-bucket {bucket} --stage'")
-        if progress:
-            progress(found)
-        if found.state == "ready":
-            return status(bucket)
-        if found.state == "failed":
-            raise BucketsError(f"staging {bucket} failed: {found.error}",
-                               f"the links stay on the mount; 'mount-bucket {bucket} --stage' "
-                               "resumes the copy")
-        time.sleep(poll)
-
-
-def mount_bucket(bucket_name: str, root_dir: Optional[PathLike] = None,
-                 remote_name: str = DEFAULT_REMOTE, profile: Optional[str] = None,
-                 stage: bool = False, wait: bool = False, stage_prefix: str = "") -> Path:
-    """Mount `bucket_name` (once per user) and return the symlink <root_dir>/<bucket>.
-
-    What this process writes through it is uploaded before the process exits (exitdrain).
-    `stage=True`: also copy it to node-local disk in the background (see `mount`); with
-    `wait=True`, return once the links point at the complete local copy.
-    """
-    from . import exitdrain
-
-    result = mount(bucket_name, root_dir, remote_name, profile, held=True, stage=stage,
-                   stage_prefix=stage_prefix)
-    exitdrain.hold(result)
-    if stage and wait:
-        wait_staged(result.bucket)
-    return result.link
-
-
-def sync_bucket(bucket_name: Optional[str] = None, timeout: float = DRAIN_TIMEOUT) -> list[str]:
-    """Wait until every upload queued so far reached S3 (all of this user's mounts when no
-    bucket is named). Raises UploadsFailing with rclone's error when uploads keep failing."""
-    return sync(bucket_name, timeout)
+    if result is not None:
+        paths = layout.paths_for(result.bucket, layout.scope_of(result.mount_point))
+        remote = result.remote
+    else:
+        bucket = names.parse(bucket_name)
+        paths = layout.paths_for(bucket, scopes.existing_scope(bucket))
+        st = state.load(paths.state)
+        remote = st.remote if st else DEFAULT_REMOTE
+    staging.wait(paths, remote, progress, poll)
+    return status(paths.bucket)
 
 
 def _start(spec: rclone.MountSpec, profile: str) -> state.MountState:
@@ -479,11 +461,6 @@ def _unmount_dead(paths: layout.BucketPaths, st: Optional[state.MountState],
     removed, stranded = teardown.clean_dead(paths, st)
     return UnmountResult(bucket=paths.bucket, mount_point=str(paths.mount_point), remote=remote,
                          was_stale=True, lazy=False, removed_links=removed, stranded=stranded)
-
-
-def unmount_bucket(bucket_name: str, timeout: float = DRAIN_TIMEOUT, force: bool = False) -> None:
-    """Unmount a bucket after every pending upload reached S3."""
-    unmount(bucket_name, timeout=timeout, force=force)
 
 
 def unmount_all(timeout: float = DRAIN_TIMEOUT, force: bool = False,

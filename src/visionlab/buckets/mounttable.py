@@ -124,3 +124,43 @@ def probe(path: str, timeout: float = 2.0) -> tuple[bool, str]:
     A dead FUSE daemon answers ENOTCONN at once; a hung one never answers.
     """
     return probe_all([path], timeout)[path]
+
+
+# Read-only bind mounts (Linux, root): a staged copy made read-only for root too. Files of mode
+# 0444 stop everyone but root; a read-only mount stops root as well (EROFS).
+
+
+def bind_read_only(path: str) -> str:
+    """Mount `path` read-only onto itself; '' when done, else why not (then it stays as it was)."""
+    from . import runner
+
+    first = runner.run(["mount", "--bind", path, path], timeout=30)
+    if not first.ok:
+        return first.stderr.strip() or f"mount --bind exited {first.returncode}"
+    second = runner.run(["mount", "-o", "remount,bind,ro", path], timeout=30)
+    if not second.ok:
+        runner.run(["umount", path], timeout=30)
+        return second.stderr.strip() or f"mount -o remount,bind,ro exited {second.returncode}"
+    return ""
+
+
+def unbind(path: str) -> None:
+    """Take every bind mount off `path` (lazily: readers of files open in it keep reading)."""
+    from . import runner
+
+    while find(path):
+        if not runner.run(["umount", "-l", path], timeout=30).ok:
+            return
+
+
+def hard_link_tree(source: str, dest: str) -> bool:
+    """Make `dest` a tree of hard links to the files of `source` (symlinks kept). A read-only
+    bind mount on `source` forbids hard links out of it (EXDEV): then the links are made in a
+    private mount namespace where it is not mounted. False when that is not possible."""
+    from . import runner
+
+    if not find(source):
+        return False
+    script = 'umount -l "$1" && cp -a --link "$1" "$2"'
+    return runner.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script,
+                       "sh", source, dest], timeout=3600).ok

@@ -121,3 +121,25 @@ def own_paths() -> list[layout.BucketPaths]:
     if slurm.current():
         return all_paths(this_job_only=True)
     return [layout.paths_for(b) for b in known("")]
+
+
+def unshared_links(paths: layout.BucketPaths, st: state.MountState) -> list[str]:
+    """The links of a mount going away that are its alone. A link that another live mount of the
+    bucket also records (staged mounts of several jobs share the default link) is never
+    removed: left on the node's copy, or moved from this mount to that mount's copy or mount
+    point (one atomic rename)."""
+    others = []
+    for scope in ["", *layout.job_scopes()]:
+        other = layout.paths_for(paths.bucket, scope)
+        ost = state.load(other.state) if scope != paths.scope else None
+        if ost and procs.is_alive(ost.pid):
+            others.append((other, ost))
+    mine = []
+    for link in st.symlinks:
+        heir = next(((o, s) for o, s in others if link in s.symlinks), None)
+        if heir is None:
+            mine.append(link)
+            continue
+        if links.target_of(link) == str(paths.mount_point):  # on the copy: it stays there
+            links.replace(Path(link), heir[1].staged or str(heir[0].mount_point))
+    return mine

@@ -3,6 +3,15 @@ node-local disk in the background while the mount serves reads, then every link 
 moved to the copy at once. This module plans a copy (listing, free space), starts the stager
 process, reads and ends its state; stager.py is the process itself.
 
+One copy per node and user, shared by every mount of the bucket on the node (this user's own,
+and each SLURM job's or step's): concurrent --stage calls start one stager (the stage lock);
+when the copy is ready, the links of every read-only mount of the bucket move to it (each
+under its mount's lock); a waiter (--wait) makes sure its own links are on it, and takes over a
+copy whose stager died (its job ended) by resuming the work directory.
+
+The mount flow calls this module at one seam: `prepare` before anything is created (listing,
+free space, may the link be shared), `attach` once the mount is there, `wait` for --wait.
+
     <stage root>/<bucket>/         $VISIONLAB_BUCKETS_STAGE_DIR, else <runtime>/stage
       current -> copy-<n>          the verified copy the links point at (swapped atomically)
       copy-<n>/                    read-only: files 0444, directories 0555
@@ -23,11 +32,13 @@ from pathlib import Path
 from typing import NamedTuple, Optional
 
 from . import layout, links, procs, rclone, runner, state
-from .errors import BucketsError
+from .errors import BucketsError, LockTimeout, NotMounted
 from .lock import bucket_lock
 
 MARGIN = 0.05  # free space needed beyond the bytes to download
 MARGIN_MIN = 256 << 20
+TAKEOVERS = 5  # a waiter restarts a copy whose stager died at most this many times
+SWITCH_LOCK_TIMEOUT = 30.0  # the stager waits this long for a mount's lock to move its links
 
 
 class StageState(NamedTuple):
@@ -44,6 +55,8 @@ class StageState(NamedTuple):
     scope: str = ""  # the scope of the mount it was staged for (its unmount stops the copy)
     started_at: float = 0.0
     updated_at: float = 0.0
+    remote: str = ""
+    died: bool = False  # (not saved) "failed" because the stager was killed: a waiter resumes it
 
     def to_dict(self) -> dict:
         keys = ("state", "files_done", "files_total", "bytes_done", "bytes_total", "path", "error")
@@ -67,8 +80,9 @@ def load(paths: layout.StagePaths) -> Optional[StageState]:
     except (OSError, ValueError, TypeError):
         return None
     if found.state == "copying" and found.pid and not procs.is_alive(found.pid):
-        return found._replace(state="failed", error=f"the copy process (pid {found.pid}) ended "
-                              "before finishing (killed, or its SLURM job ended)")
+        return found._replace(state="failed", died=True,
+                              error=f"the copy process (pid {found.pid}) ended before finishing "
+                              "(killed, or its SLURM job ended)")
     return found
 
 
@@ -77,7 +91,7 @@ def save(paths: layout.StagePaths, st: StageState) -> None:
 
     fd, tmp = tempfile.mkstemp(dir=paths.root, prefix=".stage.", suffix=".tmp")
     with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(st._replace(updated_at=time.time())._asdict(), f)
+        json.dump(st._replace(updated_at=time.time(), died=False)._asdict(), f)
     os.replace(tmp, paths.state)
 
 
@@ -89,6 +103,26 @@ def _free_bytes(path: Path) -> int:
 
 def _listing_key(objects: list[rclone.ObjectInfo]) -> list[list]:
     return sorted([o.path, o.size, o.modified] for o in objects)
+
+
+class Plan(NamedTuple):
+    """A --stage request, checked before anything is created."""
+
+    bucket: str
+    remote: str
+    prefix: str
+    objects: list  # rclone.ObjectInfo of what the copy holds
+
+
+def prepare(remote: str, bucket: str, prefix: str) -> Plan:
+    """The listing of what --stage copies, after checking it fits: before anything is created."""
+    from . import credentials, rcconf
+
+    binary = rclone.find_rclone()
+    config = rcconf.config_path(binary)
+    credentials.check(remote, rcconf.remote_config(remote, config))
+    prefix = prefix.strip("/")
+    return Plan(bucket, remote, prefix, plan(binary, config, remote, bucket, prefix))
 
 
 def plan(binary: str, config: Path, remote: str, bucket: str, prefix: str
@@ -165,33 +199,83 @@ def copies(paths: layout.StagePaths) -> list[Path]:
     return sorted(paths.root.glob("copy-*"), key=lambda p: int(p.name.split("-")[1]))
 
 
-def switch_links(bucket: str, scope: str, paths: layout.StagePaths, new_copy: Path) -> None:
-    """Point `current` at the new copy (one atomic rename), then every link of the bucket's
-    mount at `current` (each one atomic): no link is ever missing or half-copied."""
-    links.replace(paths.current, new_copy.name)
-    mpaths = layout.paths_for(bucket, scope)
-    with bucket_lock(mpaths.lock):
-        st = state.load(mpaths.state)
-        if not st:
+def _read_only(profile: str) -> bool:
+    from . import profiles
+
+    try:
+        return profiles.get(profile).read_only
+    except BucketsError:
+        return False
+
+
+def _scopes() -> list[str]:
+    return ["", *layout.job_scopes()]
+
+
+def may_share(link: Path, mine: layout.BucketPaths) -> bool:
+    """May a staged mount use `link` that another mount of ours has? Yes when it points at the
+    node's copy (it outlives every job), or at another live read-only mount of this bucket (it
+    moves to the copy once ready, and to this mount if that one goes first)."""
+    from .liveness import is_live
+
+    target = links.target_of(link)
+    if target and target == str(layout.stage_paths(mine.bucket).current):
+        return True
+    for scope in _scopes():
+        other = layout.paths_for(mine.bucket, scope)
+        if scope != mine.scope and target == str(other.mount_point):
+            st = state.load(other.state)
+            return bool(st and _read_only(st.profile) and is_live(other, st))
+    return False
+
+
+def move_links(mount: layout.BucketPaths, current: Path,
+               timeout: float = SWITCH_LOCK_TIMEOUT) -> None:
+    """Under the mount's lock: each link of a read-only mount that points at a mount of ours
+    (this one, or another job's it shares) moves to `current` (one atomic rename), a link that
+    another mount's end took away is made again, and the mount is marked staged."""
+    with bucket_lock(mount.lock, timeout):
+        st = state.load(mount.state)
+        if not st or not _read_only(st.profile):
             return
-        for link in st.symlinks:
-            links.retarget(Path(link), str(mpaths.mount_point), paths.current)
-        state.save(mpaths.state, st._replace(staged=str(paths.current)))
+        ours = {str(layout.paths_for(mount.bucket, scope).mount_point) for scope in _scopes()}
+        for link in map(Path, st.symlinks):
+            target = links.target_of(link)
+            if target in ours:
+                links.replace(link, current)
+            elif not os.path.lexists(link) and link.parent.is_dir():
+                with contextlib.suppress(OSError):
+                    os.symlink(current, link)
+        if st.staged != str(current):
+            state.save(mount.state, st._replace(staged=str(current)))
 
 
-def start(bucket: str, remote: str, prefix: str, objects: list[rclone.ObjectInfo],
-          mount_scope: str) -> StageState:
-    """Write the listing and start the stager in the background (its own session); one stager
-    per bucket (checked and started under the stage's lock)."""
-    paths = layout.stage_paths(bucket)
+def switch_all(bucket: str, paths: layout.StagePaths, new_copy: Path) -> None:
+    """Point `current` at the new copy (one atomic rename), then the links of every read-only
+    mount of the bucket on this node, in every scope, at `current` (each one atomic): no link is
+    ever missing or half-copied. A mount busy beyond the timeout moves its links later (its
+    waiter, or its next --stage)."""
+    links.replace(paths.current, new_copy.name)
+    for scope in _scopes():
+        mount = layout.paths_for(bucket, scope)
+        if os.path.exists(mount.state):
+            with contextlib.suppress(LockTimeout, OSError):
+                move_links(mount, paths.current)
+
+
+def attach(plan: Plan, mount: layout.BucketPaths) -> StageState:
+    """The mount is there: join the copy in progress, or start one (one stager per bucket and
+    node, decided under the stage's lock); when the copy in use is already up to date, the
+    links move to it now."""
+    paths = layout.stage_paths(plan.bucket)
     layout.ensure_private_dir(layout.stage_root())
     layout.ensure_private_dir(paths.root)
     with bucket_lock(paths.lock):
-        return _start_locked(paths, bucket, remote, prefix, objects, mount_scope)
+        return _start_locked(paths, plan, mount.scope)
 
 
-def _start_locked(paths: layout.StagePaths, bucket: str, remote: str, prefix: str,
-                  objects: list[rclone.ObjectInfo], mount_scope: str) -> StageState:
+def _start_locked(paths: layout.StagePaths, plan: Plan, mount_scope: str) -> StageState:
+    bucket, prefix, objects = plan.bucket, plan.prefix, plan.objects
     running = load(paths)
     if running and running.state == "copying":
         return running  # one stager per bucket
@@ -199,22 +283,28 @@ def _start_locked(paths: layout.StagePaths, bucket: str, remote: str, prefix: st
     total = sum(o.size for o in objects)
     st = StageState(state="copying", files_total=len(objects), bytes_total=total,
                     path=str(paths.current), prefix=prefix, started_at=time.time(),
-                    scope=mount_scope)
+                    scope=mount_scope, remote=plan.remote)
     done = copies(paths)
     with contextlib.suppress(OSError, ValueError):
         if (done and json.loads(paths.listing.read_text()) == listing
                 and os.path.realpath(paths.current) == str(done[-1])):
             # Unchanged since the copy in use was made: listed and compared, nothing to
             # download, no copy process: the links move now.
-            switch_links(bucket, mount_scope, paths, done[-1])
+            switch_all(bucket, paths, done[-1])
             st = st._replace(state="ready", files_done=len(objects), bytes_done=total,
                              downloaded=0)
             save(paths, st)
             return st
     with open(paths.listing.with_suffix(".new"), "w", encoding="utf-8") as f:
         json.dump(listing, f)
+    return _spawn(paths, bucket, st)
+
+
+def _spawn(paths: layout.StagePaths, bucket: str, st: StageState) -> StageState:
+    """Start the stager (caller holds the stage lock); it resumes whatever work/ holds."""
     save(paths, st)
-    argv = [sys.executable, "-m", "visionlab.buckets.stager", bucket, remote, prefix, mount_scope]
+    argv = [sys.executable, "-m", "visionlab.buckets.stager", bucket, st.remote, st.prefix,
+            st.scope]
     pid = runner.spawn_detached(argv, str(paths.log))
     if pid is None:
         st = st._replace(state="failed", error="could not start the copy process")
@@ -222,6 +312,47 @@ def _start_locked(paths: layout.StagePaths, bucket: str, remote: str, prefix: st
         st = st._replace(pid=pid)
     save(paths, st)
     return st
+
+
+def take_over(mount: layout.BucketPaths, remote: str) -> None:
+    """The stager died (its job ended, or it was killed): start it again for `mount`, once
+    however many waiters find it dead (under the stage lock). It resumes work/: nothing already
+    downloaded is fetched again."""
+    paths = layout.stage_paths(mount.bucket)
+    with bucket_lock(paths.lock):
+        found = load(paths)
+        if not (found and found.died):
+            return  # running again, or finished, meanwhile
+        if not paths.listing.with_suffix(".new").exists():
+            raise BucketsError(f"staging {mount.bucket} cannot be resumed (its listing is gone)",
+                               f"run 'mount-bucket {mount.bucket} --stage' again")
+        _spawn(paths, mount.bucket, found._replace(
+            state="copying", pid=0, error=None, scope=mount.scope, remote=found.remote or remote))
+
+
+def wait(mount: layout.BucketPaths, remote: str, progress=None, poll: float = 0.1) -> StageState:
+    """Block until the bucket's copy is ready and this mount's links are on it. A copy whose
+    stager died is taken over (resumed); a copy that failed otherwise raises."""
+    paths = layout.stage_paths(mount.bucket)
+    bucket, takeovers = mount.bucket, 0
+    while True:
+        found = load(paths)
+        if found is None:
+            raise NotMounted(f"{bucket} is not being staged", f"run 'mount-bucket {bucket} --stage'")
+        if progress:
+            progress(found)
+        if found.state == "ready":
+            move_links(mount, paths.current, timeout=180.0)
+            return found
+        if found.state == "failed":
+            if found.died and takeovers < TAKEOVERS:
+                takeovers += 1
+                take_over(mount, remote)
+                continue
+            raise BucketsError(f"staging {bucket} failed: {found.error}",
+                               f"the links stay on the mount; 'mount-bucket {bucket} --stage' "
+                               "resumes the copy")
+        time.sleep(poll)
 
 
 def _is_stager(pid: int) -> bool:
@@ -249,6 +380,17 @@ def stop(bucket: str) -> None:
                 os.killpg(st.pid, signal.SIGKILL)
 
 
+def remove_copy(copy: Path) -> None:
+    """Remove one finished copy: its read-only bind mount (root) first, then its files."""
+    from . import mounttable
+
+    mounttable.unbind(str(copy))
+    for dirpath, _dirs, _files in os.walk(copy):
+        with contextlib.suppress(OSError):
+            os.chmod(dirpath, 0o700)
+    shutil.rmtree(copy, ignore_errors=True)
+
+
 def drop(bucket: str) -> bool:
     """Remove a bucket's staged copy (a copy in progress is stopped first). True if one was there."""
     layout.check_private_dir(layout.stage_root())
@@ -256,6 +398,8 @@ def drop(bucket: str) -> bool:
     if not (paths.root / "stage.json").exists():
         return False
     stop(bucket)
+    for copy in copies(paths):
+        remove_copy(copy)
     for dirpath, dirnames, _files in os.walk(paths.root):
         for name in dirnames:
             with contextlib.suppress(OSError):

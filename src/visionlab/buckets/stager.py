@@ -2,7 +2,8 @@
 
     python -m visionlab.buckets.stager BUCKET REMOTE PREFIX MOUNT_SCOPE
 
-Started (detached, own process group) by stage.start. It writes its progress to stage.json
+Started (detached, own process group) by stage.attach, or by a waiter taking over a copy
+whose stager died (stage.take_over): it resumes work/. It writes its progress to stage.json
 about twice a second. Any failure leaves the links on the mount and the state "failed" with the
 reason; the work dir stays, so the next `--stage` resumes instead of starting over.
 """
@@ -18,9 +19,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from . import layout, rcconf, rclone, runner, state
+from . import layout, mounttable, rcconf, rclone, runner, state
 from .errors import BucketsError
-from .stage import StageState, load, save, switch_links
+from .stage import StageState, load, remove_copy, save, switch_all
 from .stage import copies as _copies
 
 
@@ -72,7 +73,8 @@ def run(bucket: str, remote: str, prefix: str, scope: str) -> None:
     mount_point = str(layout.paths_for(bucket, scope).mount_point)
     if not paths.work.exists():
         if copies:  # start from the copy in use: unchanged objects are hard links, not downloads
-            shutil.copytree(copies[-1], paths.work, symlinks=True, copy_function=os.link)
+            if not mounttable.hard_link_tree(str(copies[-1]), str(paths.work)):
+                shutil.copytree(copies[-1], paths.work, symlinks=True, copy_function=os.link)
         else:
             os.mkdir(paths.work, 0o700)
     _writable_dirs(paths.work)
@@ -113,11 +115,15 @@ def run(bucket: str, remote: str, prefix: str, scope: str) -> None:
     number = int(copies[-1].name.split("-")[1]) + 1 if copies else 1
     new_copy = paths.root / f"copy-{number}"
     os.rename(paths.work, new_copy)
+    if os.geteuid() == 0:  # 0444 stops everyone but root: a read-only mount stops root too
+        why = mounttable.bind_read_only(str(new_copy))
+        if why:
+            raise BucketsError(f"could not make the copy read-only for root ({why})",
+                               "run --stage again, or stage as a normal user")
     os.replace(new_listing, paths.listing)
-    switch_links(bucket, scope, paths, new_copy)
+    switch_all(bucket, paths, new_copy)
     for old in copies:  # files open in an old copy keep reading (unlinked, not gone)
-        _writable_dirs(old)
-        shutil.rmtree(old, ignore_errors=True)
+        remove_copy(old)
     save(paths, st._replace(state="ready", files_done=len(objects), bytes_done=st.bytes_total,
                             downloaded=downloaded))
 

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
-from . import layout, links, mounttable, procs, state
+from . import layout, links, mounttable, procs, scopes, state
 from .errors import BucketsError, BusyMount
 
 if TYPE_CHECKING:
@@ -93,7 +93,8 @@ def take_down(paths: layout.BucketPaths, st: Optional[state.MountState], lazy: b
     """After the filesystem is detached: wait for rclone, remove links, mount point, state."""
     if st and st.pid and not lazy and not procs.wait_exit(st.pid, 15):
         stop_recorded_rclone(paths, st)
-    removed = links.remove_ours(st.symlinks, *layout.link_targets(paths, st)) if st else []
+    removed = links.remove_ours(scopes.unshared_links(paths, st),
+                                *layout.link_targets(paths, st)) if st else []
     rmdir(paths.mount_point)
     rmdir(paths.holds)  # only when no process holds the mount any more (else not empty)
     state.remove(paths.state)

@@ -1,4 +1,5 @@
-"""`mount-bucket BUCKET -- CMD ARGS...`: mount, run CMD with the bucket mounted, pass SIGTERM,
+"""`mount-bucket BUCKET [--stage [--wait]] -- CMD ARGS...`: mount (and stage: with --wait, CMD
+starts once its link is on the node's complete copy), run CMD with the bucket mounted, pass SIGTERM,
 SIGINT, SIGHUP, SIGUSR1 and SIGUSR2 on to it, wait for it, make sure its writes reached S3,
 then end this process's hold on the mount, and exit with CMD's status.
 
@@ -12,10 +13,10 @@ from __future__ import annotations
 
 import signal
 from collections.abc import Sequence
-from typing import Callable, Optional
+from typing import Callable, Optional, Union
 
 from . import mounts, runner
-from .holds import Hold
+from .release import Hold
 
 FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)
 
@@ -24,15 +25,47 @@ def run_mounted(bucket_name: str, command: Sequence[str], root_dir: Optional[str
                 remote_name: str = mounts.DEFAULT_REMOTE, profile: Optional[str] = None,
                 timeout: float = mounts.DRAIN_TIMEOUT,
                 report: Callable[[str], None] = print,
-                progress: Optional[Callable[[str], mounts.Progress]] = None) -> int:
-    """Mount, run `command`, drain, release; return the command's exit status (1 when it
-    succeeded but its writes could not be uploaded)."""
-    result = mounts.mount(bucket_name, root_dir, remote_name, profile, held=True)
+                progress: Optional[Callable[[str], mounts.Progress]] = None,
+                stage: bool = False, wait: bool = False, stage_prefix: str = "",
+                staged: Optional[Callable[[mounts.MountInfo], None]] = None,
+                stage_progress: Optional[Callable[[object], None]] = None) -> int:
+    """Mount (with `stage`: and stage; with `wait`: until this link is on the complete copy,
+    then `staged` is told), run `command`, drain, release; return the command's exit status (1
+    when it succeeded but its writes could not be uploaded, or the copy failed before it ran)."""
+    result = mounts.mount(bucket_name, root_dir, remote_name, profile, held=True, stage=stage,
+                          stage_prefix=stage_prefix)
     hold = Hold(result)  # taken by mount(), under the bucket's lock
     code = 1
     try:
+        if stage and wait:
+            info = _until_signal(lambda: mounts.wait_staged(result.bucket, stage_progress,
+                                                            result=result))
+            if isinstance(info, int):
+                return info  # a signal came before CMD started: 128+N, after the release
+            if staged:
+                staged(info)
         code = runner.run_foreground(command, FORWARDED)
     finally:
         if not hold.release(timeout, report, progress):
             code = code or 1
     return code
+
+
+class _Signalled(Exception):
+    pass
+
+
+def _until_signal(wait: Callable[[], mounts.MountInfo]) -> Union[mounts.MountInfo, int]:
+    """Run `wait` (before CMD starts); a forwarded signal ends it: 128+N (what CMD would have
+    given), so the hold is still released on the way out."""
+    def stop(signum: int, _frame: object) -> None:
+        raise _Signalled(signum)
+
+    old = {sig: signal.signal(sig, stop) for sig in FORWARDED}
+    try:
+        return wait()
+    except _Signalled as exc:
+        return 128 + exc.args[0]
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)

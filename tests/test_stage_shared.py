@@ -1,0 +1,250 @@
+"""One staged copy per node, shared by every job, step and rank of the user: concurrent --stage
+calls make one copy and every caller's link ends on it; a waiter takes over a copy whose stager
+died; the `-- CMD` wrapper stages. Real mounts and copies; SLURM jobs are simulated by the
+environment the code reads (SLURM_JOB_ID, SLURM_STEP_ID): tests/test_slurm.py runs the same on
+a real SLURM."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import bin_path, needs_fuse
+
+pytestmark = [needs_fuse]
+BKT = "stage-bkt"
+
+
+def dataset(s3, n: int = 200, size: int = 10_000) -> dict[str, bytes]:
+    files = {f"train/f{i:04d}.bin": os.urandom(size) for i in range(n)}
+    files["val/v.txt"] = b"validation\n"
+    s3.make_bucket(BKT, files)
+    return files
+
+
+def in_job(job: str = "", step: str = "") -> dict:
+    """The environment of a process in SLURM job `job` (its batch script, or srun step `step`)."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
+    if job:
+        environ["SLURM_JOB_ID"] = job
+    if step:
+        environ["SLURM_STEP_ID"] = step
+    return environ
+
+
+def start(*args: str, job: str = "", step: str = "") -> subprocess.Popen:
+    return subprocess.Popen([bin_path("mount-bucket"), *args], env=in_job(job, step),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            stdin=subprocess.DEVNULL)
+
+
+def finish(proc: subprocess.Popen, timeout: float = 120) -> tuple[int, str, str]:
+    out, err = proc.communicate(timeout=timeout)
+    return proc.returncode, out, err
+
+
+def stage_dir(env) -> Path:
+    return env["runtime"] / "stage" / BKT
+
+
+def stage_json(env) -> dict:
+    return json.loads((stage_dir(env) / "stage.json").read_text())
+
+
+def copies(env) -> list[str]:
+    return sorted(p.name for p in stage_dir(env).glob("copy-*"))
+
+
+def downloads(env) -> int:
+    """Objects rclone downloaded into the stage dir, by every copy run (its log)."""
+    log = stage_dir(env) / "copy.log"
+    return sum(1 for line in log.read_bytes().splitlines() if b": Copied (" in line)
+
+
+def wait_for(check, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_concurrent_stage_calls_of_many_jobs_make_one_copy_with_every_link_on_it(env):
+    files = dataset(env["s3"])
+    shared = env["runtime"] / "s3_buckets" / BKT  # the default link inside every job
+    other_root = env["tmp"] / "r103"
+    procs = [start(BKT, "--stage", "--wait"),  # outside SLURM
+             start(BKT, "--stage", "--wait", job="101"),
+             start(BKT, "--stage", "--wait", job="102"),
+             start(BKT, "--stage", "--root", str(other_root), job="103")]  # does not wait
+    results = [finish(p) for p in procs]
+    for code, _out, err in results:
+        assert code == 0, err
+    wait_for(lambda: stage_json(env)["state"] == "ready")
+    current = str(stage_dir(env) / "current")
+    # Every caller's link is on the node's one copy, the one that did not wait included.
+    for link in (env["home"] / "s3_buckets" / BKT, shared, other_root / BKT):
+        assert os.readlink(link) == current, link
+        assert Path(os.path.realpath(link)) == stage_dir(env) / "copy-1"
+    assert copies(env) == ["copy-1"]
+    assert downloads(env) == len(files)  # the node fetched the dataset once
+    assert (shared / "train" / "f0007.bin").read_bytes() == files["train/f0007.bin"]
+    # The shared default link is recorded by both jobs; job 101's mount going away leaves it
+    # (on the copy) for job 102.
+    out = subprocess.run([bin_path("unmount-bucket"), BKT], env=in_job("101"), timeout=120,
+                         capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stderr
+    assert os.readlink(shared) == current
+    out = subprocess.run([bin_path("unmount-bucket"), BKT], env=in_job("102"), timeout=120,
+                         capture_output=True, text=True, check=False)
+    assert out.returncode == 0 and not os.path.lexists(shared), out.stderr
+
+
+def test_an_unstaged_mount_still_refuses_another_jobs_live_link(env):
+    dataset(env["s3"], n=5)
+    code, _out, err = finish(start(BKT, job="201"))
+    assert code == 0, err
+    refusal = (f"error: {env['runtime']}/s3_buckets/{BKT} is the link of job 201's mount, still "
+               "in use — pass --root DIR")
+    code, _out, err = finish(start(BKT, job="202"))
+    assert code == 1 and err.startswith(refusal), err
+    # Staged, it is refused too while that link is on a writable mount (moving it to a
+    # read-only copy would break that job's writes).
+    code, _out, err = finish(start(BKT, "--stage", job="203"))
+    assert code == 1 and err.startswith(refusal), err
+    assert os.readlink(env["runtime"] / "s3_buckets" / BKT) == str(
+        env["runtime"] / "jobs" / "201" / "rclone" / BKT)
+
+
+def test_a_waiter_takes_over_the_copy_when_the_job_that_ran_it_is_killed(env):
+    s3 = env["s3"]
+    files = dataset(s3, n=300, size=50_000)
+    code, _out, err = finish(start(BKT, "--stage", "--root", str(env["tmp"] / "r1"), job="301"))
+    assert code == 0, err
+    waiter = start(BKT, "--stage", "--wait", job="302")
+    link = env["runtime"] / "s3_buckets" / BKT
+    wait_for(lambda: os.path.lexists(link))  # the waiter's mount is there; it waits
+    work = stage_dir(env) / "work" / "train"
+    s3.pause()  # let the copy through in short bursts until part of it is done...
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and (
+                not work.is_dir() or len(list(work.glob("*.bin"))) < 30):
+            s3.resume()
+            time.sleep(0.01)
+            s3.pause()
+            time.sleep(0.05)
+        first = stage_json(env)["pid"]
+        os.killpg(first, signal.SIGKILL)  # ...and the stager dies, as when its job is cancelled
+        done_before = len(list(work.glob("*.bin")))
+    finally:
+        s3.resume()
+    code, _out, err = finish(waiter, timeout=180)
+    assert code == 0, err
+    assert os.readlink(link) == str(stage_dir(env) / "current")
+    assert Path(os.path.realpath(link)) == stage_dir(env) / "copy-1"
+    assert stage_json(env)["state"] == "ready" and stage_json(env)["pid"] != first
+    assert 0 < done_before < 300
+    # Resumed, not started over: the second run fetched only what the first had not.
+    assert stage_json(env)["downloaded"] <= len(files) - done_before + 8
+    assert downloads(env) <= len(files) + 8
+    for rel in ("train/f0000.bin", "train/f0299.bin", "val/v.txt"):
+        assert (link / rel).read_bytes() == files[rel]
+
+
+def test_ddp_ranks_of_one_step_share_one_mount_and_one_copy(env):
+    files = dataset(env["s3"])
+    code = ("import os, sys\n"
+            "from visionlab.buckets import mount_bucket\n"
+            f"link = mount_bucket({BKT!r}, stage=True, wait=True)\n"
+            "print(link, os.path.realpath(link), flush=True)\n")
+    ranks = [subprocess.Popen([sys.executable, "-c", code], env=in_job("401", "0"),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(3)]
+    results = [finish(r) for r in ranks]
+    for rc, _out, err in results:
+        assert rc == 0, err
+    for _rc, out, _err in results:
+        link, real = out.split()
+        assert link == str(env["runtime"] / "s3_buckets" / BKT)
+        assert real == str(stage_dir(env) / "copy-1")
+    assert downloads(env) == len(files)
+    assert copies(env) == ["copy-1"]
+    # One mount, in the step's scope.
+    assert [p.name for p in (env["runtime"] / "jobs").iterdir()] == ["401.0"]
+
+
+def test_wrapper_stages_and_cmd_starts_on_the_complete_copy(env):
+    files = dataset(env["s3"])
+    link = env["home"] / "s3_buckets" / BKT
+    script = f"readlink -f '{link}'; cat '{link}/val/v.txt'; exit 7"
+    proc = subprocess.run([bin_path("mount-bucket"), BKT, "--stage", "--wait", "--", "sh", "-c",
+                           script], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 7, proc.stderr
+    assert proc.stdout.splitlines() == [str(stage_dir(env) / "copy-1"), "validation"]
+    assert f"{BKT}: staged: {len(files)} files" in proc.stderr
+    # A signal reaches CMD on the copy; the wrapper exits with CMD's status.
+    code = ("import signal, sys, time\n"
+            "signal.signal(signal.SIGTERM, lambda s, f: sys.exit(9))\n"
+            "print('ready', flush=True)\n"
+            "while True: time.sleep(0.1)\n")
+    proc = subprocess.Popen([bin_path("mount-bucket"), BKT, "--stage", "--wait", "--",
+                             sys.executable, "-c", code], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+    assert proc.stdout.readline().strip() == "ready"
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(60) == 9
+    proc.stdout.close()
+    proc.stderr.close()
+
+
+def test_as_root_a_write_through_a_staged_link_fails_and_nothing_diverges(env):
+    if os.geteuid() != 0:
+        pytest.skip("needs root: file modes already stop a normal user (EACCES)")
+    files = dataset(env["s3"], n=20)
+    code, _out, err = finish(start(BKT, "--stage", "--wait"))
+    assert code == 0, err
+    link = env["home"] / "s3_buckets" / BKT
+    copy = stage_dir(env) / "copy-1"
+    with open("/proc/self/mountinfo") as f:
+        binds = [line.split() for line in f if line.split()[4] == str(copy)]
+    assert binds and "ro" in binds[-1][5].split(",")
+    before = sorted(p.relative_to(copy) for p in copy.rglob("*"))
+    for write in (lambda: (link / "new.txt").write_bytes(b"x"),
+                  lambda: os.open(link / "train" / "f0000.bin", os.O_WRONLY | os.O_APPEND),
+                  lambda: (link / "val" / "v.txt").unlink()):
+        with pytest.raises(OSError) as caught:
+            write()
+        assert caught.value.errno == errno.EROFS
+    assert sorted(p.relative_to(copy) for p in copy.rglob("*")) == before
+    assert (link / "train" / "f0000.bin").read_bytes() == files["train/f0000.bin"]
+    assert sorted(p.name for p in (env["s3"].data / BKT).rglob("*") if p.is_file()) == sorted(
+        rel.split("/")[-1] for rel in files)
+    # Dropping the copy takes the read-only mount away first, then the files.
+    out = subprocess.run([bin_path("unmount-bucket"), BKT, "--drop-stage"], timeout=120,
+                         capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stderr
+    assert not stage_dir(env).exists()
+    with open("/proc/self/mountinfo") as f:
+        assert str(copy) not in f.read()
+
+
+def test_staged_wrapper_syncs_what_cmd_wrote_to_other_buckets(env):
+    from conftest import BUCKET
+
+    dataset(env["s3"], n=5)
+    assert subprocess.run([bin_path("mount-bucket"), BUCKET, "-q"], timeout=120,
+                          check=False).returncode == 0
+    out = env["home"] / "s3_buckets" / BUCKET
+    script = f"cat '{env['home']}/s3_buckets/{BKT}/val/v.txt' > '{out}/result.txt'"
+    proc = subprocess.run([bin_path("mount-bucket"), BKT, "--stage", "--wait", "--", "sh", "-c",
+                           script], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    # On the server when the wrapper exits (the mount uploads 5 s after a write otherwise).
+    assert (env["s3"].data / BUCKET / "result.txt").read_bytes() == b"validation\n"
