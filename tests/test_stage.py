@@ -210,7 +210,9 @@ def test_stage_one_prefix_keeps_the_rest_on_the_mount(env):
     link = env["home"] / "s3_buckets" / BKT
     real = Path(os.path.realpath(link))
     assert (real / "train").is_dir() and not (real / "train").is_symlink()
-    assert os.readlink(real / "val") == str(env["runtime"] / "rclone" / BKT / "val")
+    through = env["runtime"] / "stage" / BKT / "mount"  # kept on a live mount of the bucket
+    assert os.readlink(real / "val") == str(through / "val")
+    assert os.readlink(through) == str(env["runtime"] / "rclone" / BKT)
     assert (link / "val" / "v.txt").read_bytes() == files["val/v.txt"]
     assert (link / "train" / "f0003.bin").read_bytes() == files["train/f0003.bin"]
     assert cli("unmount", BKT, "--drop-stage").returncode == 0

@@ -248,3 +248,42 @@ def test_staged_wrapper_syncs_what_cmd_wrote_to_other_buckets(env):
     assert proc.returncode == 0, proc.stderr
     # On the server when the wrapper exits (the mount uploads 5 s after a write otherwise).
     assert (env["s3"].data / BUCKET / "result.txt").read_bytes() == b"validation\n"
+
+
+def test_a_prefix_copy_keeps_the_rest_of_the_bucket_when_the_job_that_staged_it_ends(env):
+    files = dataset(env["s3"], n=20)
+    for job in ("501", "502"):
+        code, _out, err = finish(start(BKT, "--stage", "--stage-prefix", "train/", "--wait",
+                                       job=job))
+        assert code == 0, err
+    link = env["runtime"] / "s3_buckets" / BKT  # shared by both jobs, on the copy
+    assert (link / "val" / "v.txt").read_bytes() == files["val/v.txt"]  # through job 501's mount
+    out = subprocess.run([bin_path("unmount-bucket"), BKT], env=in_job("501"), timeout=120,
+                         capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stderr
+    # The entries outside train/ now lead through job 502's mount.
+    assert (link / "val" / "v.txt").read_bytes() == files["val/v.txt"]
+    assert os.readlink(stage_dir(env) / "mount") == str(
+        env["runtime"] / "jobs" / "502" / "rclone" / BKT)
+    assert (link / "train" / "f0003.bin").read_bytes() == files["train/f0003.bin"]
+
+
+def test_wait_returns_with_the_callers_links_on_the_copy_even_if_the_switch_missed_them(
+        env, monkeypatch):
+    dataset(env["s3"], n=5)
+    code, _out, err = finish(start(BKT, "--stage", "--wait", job="601"))
+    assert code == 0, err
+    link = env["runtime"] / "s3_buckets" / BKT
+    scope = env["runtime"] / "jobs" / "601"
+    # As if the copy's switch had not reached this mount (its lock busy beyond the stager's
+    # timeout, or the mount registered its link just after the switch looked).
+    os.unlink(link)
+    os.symlink(scope / "rclone" / BKT, link)
+    state_file = scope / "buckets" / f"{BKT}.json"
+    state_file.write_text(json.dumps({**json.loads(state_file.read_text()), "staged": ""}))
+    monkeypatch.setenv("SLURM_JOB_ID", "601")
+    from visionlab.buckets import mounts
+
+    info = mounts.wait_staged(BKT)
+    assert os.readlink(link) == str(stage_dir(env) / "current")
+    assert info.symlinks == [str(link)] and info.stage["state"] == "ready"

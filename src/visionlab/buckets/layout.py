@@ -136,6 +136,7 @@ class StagePaths(NamedTuple):
     log: Path
     socket: Path
     lock: Path
+    mount: Path  # a symlink to a live mount of the bucket: a prefix copy's other entries use it
 
 
 def stage_root() -> Path:
@@ -150,7 +151,8 @@ def stage_paths(bucket: str) -> StagePaths:
     base = stage_root() / bucket
     return StagePaths(root=base, current=base / "current", work=base / "work",
                       state=base / "stage.json", listing=base / "listing.json",
-                      log=base / "copy.log", socket=base / "copy.sock", lock=base / "stage.lock")
+                      log=base / "copy.log", socket=base / "copy.sock", lock=base / "stage.lock",
+                      mount=base / "mount")
 
 
 def check_private_dir(path: Path) -> None:

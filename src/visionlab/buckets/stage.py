@@ -271,7 +271,29 @@ def attach(plan: Plan, mount: layout.BucketPaths) -> StageState:
     layout.ensure_private_dir(layout.stage_root())
     layout.ensure_private_dir(paths.root)
     with bucket_lock(paths.lock):
+        keep_mount_link(plan.bucket, prefer=mount)
         return _start_locked(paths, plan, mount.scope)
+
+
+def keep_mount_link(bucket: str, prefer: Optional[layout.BucketPaths] = None) -> None:
+    """Keep the stage dir's `mount` link (what a prefix copy's other entries lead through) on a
+    live mount of the bucket: `prefer`, else any scope's. Called when a mount joins and when
+    one goes away; a mount that answers is left as it is."""
+    from .liveness import is_live
+
+    paths = layout.stage_paths(bucket)
+    target = links.target_of(paths.mount)
+    if not target and prefer is None:
+        return  # no prefix copy made yet: nothing leads through it
+    candidates = [prefer] if prefer else []
+    candidates += [layout.paths_for(bucket, scope) for scope in _scopes()]
+    for mount in candidates:
+        if target == str(mount.mount_point) and is_live(mount):
+            return
+    for mount in candidates:
+        if os.path.exists(mount.state) and is_live(mount):
+            links.replace(paths.mount, mount.mount_point)
+            return
 
 
 def _start_locked(paths: layout.StagePaths, plan: Plan, mount_scope: str) -> StageState:
@@ -361,12 +383,14 @@ def _is_stager(pid: int) -> bool:
 
 
 def stop_for(bucket: str, scope: str) -> None:
-    """End a copy in progress that was staged for the mount of `scope` (its unmount)."""
+    """The mount of `scope` went away: end a copy in progress that was staged for it, and move
+    the stage dir's `mount` link to a mount still there."""
     if not layout.stage_paths(bucket).state.exists():
         return
     st = load(layout.stage_paths(bucket))
     if st and st.scope == scope:
         stop(bucket)
+    keep_mount_link(bucket)
 
 
 def stop(bucket: str) -> None:

@@ -19,7 +19,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from . import layout, mounttable, rcconf, rclone, runner, state
+from . import layout, links, mounttable, rcconf, rclone, runner, state
 from .errors import BucketsError
 from .stage import StageState, load, remove_copy, save, switch_all
 from .stage import copies as _copies
@@ -54,7 +54,8 @@ def _verify(dest: Path, objects: list[list]) -> None:
 
 
 def _link_other_entries(copy_root: Path, prefix: str, mount_point: str, top: list[str]) -> None:
-    """When one prefix is staged, the bucket's other top-level entries stay on the mount."""
+    """When one prefix is staged, the bucket's other top-level entries stay on the mount: through
+    the stage dir's `mount` link, kept on a live mount of the bucket (stage.keep_mount_link)."""
     first = prefix.strip("/").split("/")[0]
     for name in top:
         if name != first and not os.path.lexists(copy_root / name):
@@ -70,7 +71,7 @@ def run(bucket: str, remote: str, prefix: str, scope: str) -> None:
     listing = json.loads(new_listing.read_text())
     objects = listing["objects"]
     copies = _copies(paths)
-    mount_point = str(layout.paths_for(bucket, scope).mount_point)
+    links.replace(paths.mount, layout.paths_for(bucket, scope).mount_point)
     if not paths.work.exists():
         if copies:  # start from the copy in use: unchanged objects are hard links, not downloads
             if not mounttable.hard_link_tree(str(copies[-1]), str(paths.work)):
@@ -110,7 +111,7 @@ def run(bucket: str, remote: str, prefix: str, scope: str) -> None:
     _verify(dest, objects)
     if prefix:
         top = sorted({rel.split("/")[0] for rel in _top_level(bucket, remote)})
-        _link_other_entries(paths.work, prefix, mount_point, top)
+        _link_other_entries(paths.work, prefix, str(paths.mount), top)
     _read_only(paths.work)
     number = int(copies[-1].name.split("-")[1]) + 1 if copies else 1
     new_copy = paths.root / f"copy-{number}"

@@ -1,7 +1,8 @@
 """`mount-bucket BUCKET [--stage [--wait]] -- CMD ARGS...`: mount (and stage: with --wait, CMD
 starts once its link is on the node's complete copy), run CMD with the bucket mounted, pass SIGTERM,
-SIGINT, SIGHUP, SIGUSR1 and SIGUSR2 on to it, wait for it, make sure its writes reached S3,
-then end this process's hold on the mount, and exit with CMD's status.
+SIGINT, SIGHUP, SIGUSR1 and SIGUSR2 on to it, wait for it, make sure its writes reached S3 (with
+--stage, whose mount is read-only: its writes to the job's other mounts), then end this process's
+hold on the mount, and exit with CMD's status.
 
 Inside a SLURM job this is how a program's writes survive the job's end: run as the batch
 script's own process (`exec mount-bucket B -- python train.py`) or as an srun task
@@ -45,10 +46,26 @@ def run_mounted(bucket_name: str, command: Sequence[str], root_dir: Optional[str
             if staged:
                 staged(info)
         code = runner.run_foreground(command, FORWARDED)
+        if stage and not _synced_others(timeout, report, progress):
+            code = code or 1  # a staged bucket is read-only: CMD wrote to other buckets
     finally:
         if not hold.release(timeout, report, progress):
             code = code or 1
     return code
+
+
+def _synced_others(timeout: float, report: Callable[[str], None],
+                   progress: Optional[Callable[[str], mounts.Progress]]) -> bool:
+    """After CMD, what it wrote to the other mounts of this job (of this user outside SLURM)
+    reached S3 (`mount-bucket --sync`); False when it could not (reported)."""
+    from .errors import BucketsError
+
+    try:
+        mounts.sync(None, timeout, progress)
+    except BucketsError as exc:
+        report(f"error: {exc}")
+        return False
+    return True
 
 
 class _Signalled(Exception):
