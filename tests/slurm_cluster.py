@@ -265,10 +265,15 @@ class SlurmCluster:
         self.fuse_acl = True
 
     def _revoke_fuse(self) -> None:
+        """Remove our entry; when no named entry is left (another test may have its own), the
+        mask setfacl added goes too, so /dev/fuse is back to its plain mode bits."""
         if self.fuse_acl:
             res = _run(["setfacl", "-x", f"u:{self.user}", "/dev/fuse"])
             if res.returncode != 0:
                 self._log(f"could not remove the /dev/fuse ACL entry: {res.stderr.strip()}")
+            acl = _run(["getfacl", "-cp", "/dev/fuse"]).stdout.splitlines()
+            if not any(re.match(r"(user|group):[^:]+:", e) for e in acl):
+                _run(["setfacl", "-b", "/dev/fuse"])
             self.fuse_acl = False
 
     def _start_munge(self) -> None:
