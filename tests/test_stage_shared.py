@@ -287,3 +287,54 @@ def test_wait_returns_with_the_callers_links_on_the_copy_even_if_the_switch_miss
     info = mounts.wait_staged(BKT)
     assert os.readlink(link) == str(stage_dir(env) / "current")
     assert info.symlinks == [str(link)] and info.stage["state"] == "ready"
+
+
+def test_a_signal_while_the_wrapper_waits_for_the_copy_ends_it_before_cmd_with_128_plus_n(env):
+    s3 = env["s3"]
+    dataset(s3, n=300, size=50_000)
+    marker = env["tmp"] / "cmd-ran"
+    proc = start(BKT, "--stage", "--wait", "--", "touch", str(marker))
+    link = env["home"] / "s3_buckets" / BKT
+    try:
+        wait_for(lambda: os.path.lexists(link))  # mounted; the copy cannot finish while paused
+        s3.pause()
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGTERM)
+        code, _out, err = finish(proc, timeout=60)
+    finally:
+        s3.resume()
+    assert code == 128 + signal.SIGTERM, err
+    assert not marker.exists()
+
+
+def test_a_job_mounting_leaves_alone_the_tree_of_a_job_starting_its_own_mount(env):
+    """Array tasks start at once: one task's clean-up of ended jobs must not take the fresh,
+    empty tree of a task that has not taken its lock yet (its mount point's parent, its cache)."""
+    from visionlab.buckets import layout
+
+    dataset(env["s3"], n=3)
+    starting = layout.paths_for(BKT, "702")
+    layout.ensure_runtime(starting)  # job 702: tree made, its lock file opened, not yet taken
+    starting.lock.touch()
+    code, _out, err = finish(start(BKT, "--root", str(env["tmp"] / "r701"), job="701"))
+    assert code == 0, err
+    assert starting.mount_point.parent.is_dir() and starting.cache.is_dir()
+
+
+def test_a_waiter_finishes_a_copy_whose_stager_died_after_making_it(env):
+    dataset(env["s3"], n=5)
+    code, _out, err = finish(start(BKT, "--stage", "--wait"))
+    assert code == 0, err
+    link = env["home"] / "s3_buckets" / BKT
+    # As if the stager had been killed after putting copy-1 in place, before its links moved.
+    os.unlink(link)
+    os.symlink(env["runtime"] / "rclone" / BKT, link)
+    gone = subprocess.Popen(["true"])
+    gone.wait(10)
+    state = {**stage_json(env), "state": "copying", "pid": gone.pid}
+    (stage_dir(env) / "stage.json").write_text(json.dumps(state))
+    from visionlab.buckets import mounts
+
+    mounts.wait_staged(BKT)
+    assert os.readlink(link) == str(stage_dir(env) / "current")
+    assert stage_json(env)["state"] == "ready" and copies(env) == ["copy-1"]

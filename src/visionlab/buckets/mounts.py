@@ -176,7 +176,12 @@ def _register_link(paths: layout.BucketPaths, link: Path, staged: bool = False) 
                 raise
             old = ""
         kept = shared or (old and links.retarget(link, old, target))
-        created = [] if kept else links.create(link, target)
+        try:
+            created = [] if kept else links.create(link, target)
+        except LinkConflict:  # another job's staged mount made it just now: shared as well
+            if not _may_share(link, paths, staged):
+                raise
+            created = []
     if st and str(link) not in st.symlinks:
         state.save(paths.state, st._replace(symlinks=[*st.symlinks, str(link)]))
     return created

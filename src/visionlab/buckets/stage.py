@@ -346,8 +346,16 @@ def take_over(mount: layout.BucketPaths, remote: str) -> None:
         if not (found and found.died):
             return  # running again, or finished, meanwhile
         if not paths.listing.with_suffix(".new").exists():
-            raise BucketsError(f"staging {mount.bucket} cannot be resumed (its listing is gone)",
-                               f"run 'mount-bucket {mount.bucket} --stage' again")
+            done = copies(paths)
+            if not (done and paths.listing.exists()):
+                raise BucketsError(f"staging {mount.bucket} cannot be resumed (its listing is "
+                                   "gone)", f"run 'mount-bucket {mount.bucket} --stage' again")
+            # It died after the copy was complete and in place, before its links all moved.
+            switch_all(mount.bucket, paths, done[-1])
+            save(paths, found._replace(state="ready", error=None, pid=0,
+                                       files_done=found.files_total,
+                                       bytes_done=found.bytes_total))
+            return
         _spawn(paths, mount.bucket, found._replace(
             state="copying", pid=0, error=None, scope=mount.scope, remote=found.remote or remote))
 

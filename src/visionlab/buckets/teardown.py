@@ -125,7 +125,7 @@ def clear_ended_jobs(paths: layout.BucketPaths) -> None:
     A scope counts as ended only when nobody holds its bucket lock (a job part-way through
     starting its mount holds it), its recorded rclone is gone, and its mount does not answer.
     """
-    from . import liveness
+    from . import liveness, uploads
     from .lock import try_lock
 
     for scope in layout.job_scopes():
@@ -143,6 +143,8 @@ def clear_ended_jobs(paths: layout.BucketPaths) -> None:
             if st or mounttable.find(str(old.mount_point)):
                 discard_dead_mount(old, st)
                 take_down(old, st, lazy=False)
+            elif not uploads.unsaved(old):
+                continue  # no mount, nothing unsaved: maybe a job creating its mount right now
             _adopt_cache(old, paths)
             state.remove(old.log)
             for directory in (old.cache.parent, old.mount_point.parent):
