@@ -93,6 +93,7 @@ def test_concurrent_stage_calls_of_many_jobs_make_one_copy_with_every_link_on_it
         assert os.readlink(link) == current, link
         assert Path(os.path.realpath(link)) == stage_dir(env) / "copy-1"
     assert copies(env) == ["copy-1"]
+    print(f"4 concurrent --stage calls: {downloads(env)} objects downloaded for {len(files)}")
     assert downloads(env) == len(files)  # the node fetched the dataset once
     assert (shared / "train" / "f0007.bin").read_bytes() == files["train/f0007.bin"]
     # The shared default link is recorded by both jobs; job 101's mount going away leaves it
@@ -151,6 +152,8 @@ def test_a_waiter_takes_over_the_copy_when_the_job_that_ran_it_is_killed(env):
     assert Path(os.path.realpath(link)) == stage_dir(env) / "copy-1"
     assert stage_json(env)["state"] == "ready" and stage_json(env)["pid"] != first
     assert 0 < done_before < 300
+    print(f"takeover: {done_before} files done before the kill, "
+          f"{stage_json(env)['downloaded']} fetched after it, {downloads(env)} in all")
     # Resumed, not started over: the second run fetched only what the first had not.
     assert stage_json(env)["downloaded"] <= len(files) - done_before + 8
     assert downloads(env) <= len(files) + 8
@@ -338,3 +341,36 @@ def test_a_waiter_finishes_a_copy_whose_stager_died_after_making_it(env):
     mounts.wait_staged(BKT)
     assert os.readlink(link) == str(stage_dir(env) / "current")
     assert stage_json(env)["state"] == "ready" and copies(env) == ["copy-1"]
+
+
+def test_dropping_the_copy_moves_the_links_of_other_jobs_back_to_their_mounts(env):
+    files = dataset(env["s3"], n=5)
+    code, _out, err = finish(start(BKT, "--stage", "--wait", job="801"))
+    assert code == 0, err
+    link = env["runtime"] / "s3_buckets" / BKT
+    out = subprocess.run([bin_path("unmount-bucket"), BKT, "--drop-stage"], timeout=120,
+                         capture_output=True, text=True, check=False)  # outside the job
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == f"removed the staged copy of {BKT}"
+    assert os.readlink(link) == str(env["runtime"] / "jobs" / "801" / "rclone" / BKT)
+    assert (link / "val" / "v.txt").read_bytes() == files["val/v.txt"]
+
+
+def test_as_root_without_bind_mounts_the_copy_is_made_and_says_root_can_write_into_it(env):
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    dataset(env["s3"], n=5)
+    fake = env["tmp"] / "bin"  # a container without CAP_SYS_ADMIN: mount is refused
+    fake.mkdir()
+    (fake / "mount").write_text("#!/bin/sh\necho 'mount: permission denied' >&2\nexit 32\n")
+    (fake / "mount").chmod(0o755)
+    environ = {**in_job(), "PATH": f"{fake}:{os.environ['PATH']}"}
+    proc = subprocess.run([bin_path("mount-bucket"), BKT, "--stage", "--wait"], env=environ,
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[-1].endswith(
+        " — warning: root can write into the copy (a read-only bind mount failed: mount: "
+        "permission denied); such writes never reach S3")
+    status = subprocess.run([bin_path("mount-bucket"), "--status", BKT], capture_output=True,
+                            text=True, timeout=60, check=False)
+    assert "warning: root can write into the copy" in status.stdout

@@ -100,10 +100,9 @@ def _request(bucket_name: str, root_dir: Optional[PathLike], remote: str,
     if profile is not None:
         from . import profiles
 
-        if stage and not profiles.get(profile).read_only:
+        if not profiles.get(profile).read_only and stage:
             raise BucketsError(f"--stage needs a read-only mount, not profile '{profile}'",
                                "drop --profile (staging mounts with 'dataset'), or pick 'dataset'")
-        profiles.get(profile)
     link = _resolve_root(root_dir) / bucket
     layout.check_private_dir(layout.runtime_dir())
     paths = layout.paths_for(bucket, scopes.mount_scope(bucket, held))

@@ -57,6 +57,7 @@ class StageState(NamedTuple):
     updated_at: float = 0.0
     remote: str = ""
     died: bool = False  # (not saved) "failed" because the stager was killed: a waiter resumes it
+    warning: str = ""  # e.g. root could not make the copy read-only (no bind mounts here)
 
     def to_dict(self) -> dict:
         keys = ("state", "files_done", "files_total", "bytes_done", "bytes_total", "path", "error")
@@ -68,7 +69,9 @@ class StageState(NamedTuple):
         if self.state == "copying":
             return f"staging: {self.files_done}/{self.files_total} files, {size} -> {self.path}"
         if self.state == "ready":
-            return f"staged: {self.files_total} files, {self.bytes_total / 1e6:,.0f} MB local at {self.path}"
+            note = f" — warning: {self.warning}" if self.warning else ""
+            return (f"staged: {self.files_total} files, {self.bytes_total / 1e6:,.0f} MB local at "
+                    f"{self.path}{note}")
         return f"staging failed: {self.error} — 'mount-bucket {bucket} --stage' resumes it"
 
 
@@ -250,6 +253,18 @@ def move_links(mount: layout.BucketPaths, current: Path,
             state.save(mount.state, st._replace(staged=str(current)))
 
 
+def _links_back(mount: layout.BucketPaths, current: Path) -> None:
+    """Under the mount's lock: its links on `current` move back to the mount (one atomic
+    rename each), before the copy goes away."""
+    with bucket_lock(mount.lock, SWITCH_LOCK_TIMEOUT):
+        st = state.load(mount.state)
+        if not st or not st.staged:
+            return
+        for link in st.symlinks:
+            links.retarget(Path(link), str(current), mount.mount_point)
+        state.save(mount.state, st._replace(staged=""))
+
+
 def switch_all(bucket: str, paths: layout.StagePaths, new_copy: Path) -> None:
     """Point `current` at the new copy (one atomic rename), then the links of every read-only
     mount of the bucket on this node, in every scope, at `current` (each one atomic): no link is
@@ -314,7 +329,7 @@ def _start_locked(paths: layout.StagePaths, plan: Plan, mount_scope: str) -> Sta
             # download, no copy process: the links move now.
             switch_all(bucket, paths, done[-1])
             st = st._replace(state="ready", files_done=len(objects), bytes_done=total,
-                             downloaded=0)
+                             downloaded=0, warning=running.warning if running else "")
             save(paths, st)
             return st
     with open(paths.listing.with_suffix(".new"), "w", encoding="utf-8") as f:
@@ -430,6 +445,11 @@ def drop(bucket: str) -> bool:
     if not (paths.root / "stage.json").exists():
         return False
     stop(bucket)
+    for scope in _scopes():  # links still on the copy (other jobs') go back to their mounts
+        mount = layout.paths_for(bucket, scope)
+        if os.path.exists(mount.state):
+            with contextlib.suppress(LockTimeout, OSError):
+                _links_back(mount, paths.current)
     for copy in copies(paths):
         remove_copy(copy)
     for dirpath, dirnames, _files in os.walk(paths.root):

@@ -116,17 +116,18 @@ def run(bucket: str, remote: str, prefix: str, scope: str) -> None:
     number = int(copies[-1].name.split("-")[1]) + 1 if copies else 1
     new_copy = paths.root / f"copy-{number}"
     os.rename(paths.work, new_copy)
+    warning = ""
     if os.geteuid() == 0:  # 0444 stops everyone but root: a read-only mount stops root too
         why = mounttable.bind_read_only(str(new_copy))
-        if why:
-            raise BucketsError(f"could not make the copy read-only for root ({why})",
-                               "run --stage again, or stage as a normal user")
+        if why:  # a container without CAP_SYS_ADMIN, say: the copy is still made, and says so
+            warning = (f"root can write into the copy (a read-only bind mount failed: {why}); "
+                       "such writes never reach S3")
     os.replace(new_listing, paths.listing)
     switch_all(bucket, paths, new_copy)
     for old in copies:  # files open in an old copy keep reading (unlinked, not gone)
         remove_copy(old)
     save(paths, st._replace(state="ready", files_done=len(objects), bytes_done=st.bytes_total,
-                            downloaded=downloaded))
+                            downloaded=downloaded, warning=warning))
 
 
 def _top_level(bucket: str, remote: str) -> list[str]:
