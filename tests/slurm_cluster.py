@@ -1,11 +1,17 @@
 """A real single-node SLURM for the tests, started by hand as root (no systemd), stdlib only.
 
     cluster = SlurmCluster(Path(tempfile.mkdtemp()))   # needs root; see missing_prerequisites()
-    cluster.start()                      # munged, slurmctld, slurmd; /dev/fuse 0666; ~8 s
+    cluster.start()                      # munged, slurmctld, slurmd; /dev/fuse ACL for the user
     cluster.prepare_user(venv, s3_endpoint, access_key, secret_key)
     job = cluster.run_job("mount-bucket data-bkt --root ~/r && cat ~/r/data-bkt/x")
     print(job.state, job.output)
+    tasks = cluster.wait_array(cluster.submit("...", ["--array=0-3"]), 4)   # one Job per task
     cluster.stop()                       # scancel, kill the user's leftovers, unmount, restore
+
+/dev/fuse (mode 0600 root here) is opened to the job user alone with an ACL entry
+(`setfacl -m u:vbslurm:rw`) while the cluster runs, and the entry is removed at stop(): no other
+user gains FUSE. The node declares CPUS_DECLARED CPUs (slurmd's config_overrides), so four jobs, a
+job array of four or a step of four tasks run at once on a 2-core machine.
 
 Layout under `base` (0755, so the job user can reach its own part):
     slurm/        conf (slurm.conf, cgroup.conf), state, spool, logs, pids   (root)
@@ -30,7 +36,6 @@ import shlex
 import shutil
 import signal
 import socket
-import stat
 import subprocess
 import sys
 import time
@@ -41,9 +46,11 @@ from typing import Optional
 DEFAULT_USER = "vbslurm"
 FINISHED_STATES = {"COMPLETED", "CANCELLED", "FAILED", "TIMEOUT", "NODE_FAIL", "PREEMPTED",
                    "OUT_OF_MEMORY", "BOOT_FAIL", "DEADLINE"}
-BINARIES = ("munged", "slurmctld", "slurmd", "sbatch", "srun", "scontrol", "squeue", "scancel")
+BINARIES = ("munged", "slurmctld", "slurmd", "sbatch", "srun", "scontrol", "squeue", "scancel",
+            "setfacl")
 SYSTEM_PYTHON = "/usr/bin/python3"
 VENV_CACHE = Path("/var/tmp/visionlab-buckets-slurm")
+CPUS_DECLARED = 8  # CPUs the node declares: 4 one-CPU jobs at once (and room for a probe)
 
 
 def missing_prerequisites() -> Optional[str]:
@@ -53,7 +60,8 @@ def missing_prerequisites() -> Optional[str]:
     missing = [b for b in BINARIES if not shutil.which(b, path=os.environ.get("PATH", "") +
                                                         ":/usr/sbin:/sbin:/usr/bin")]
     if missing:
-        return f"SLURM not installed (missing {', '.join(missing)}): apt-get install slurm-wlm munge"
+        return (f"SLURM not installed (missing {', '.join(missing)}): "
+                "apt-get install slurm-wlm munge acl")
     freezer = Path("/sys/fs/cgroup/freezer")
     if not (freezer.is_dir() and os.access(freezer, os.W_OK) and (freezer / "tasks").exists()):
         return "no writable cgroup v1 freezer at /sys/fs/cgroup/freezer: proctrack/cgroup cannot run"
@@ -88,10 +96,10 @@ def _run(argv: list[str], timeout: float = 30, **kw) -> subprocess.CompletedProc
     return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False, **kw)
 
 
-def mounts_under(prefixes: list[str]) -> list[str]:
-    """Mount points below any of `prefixes`, deepest first."""
+def mounts_under(prefixes: list[str], pid: str = "self") -> list[str]:
+    """Mount points below any of `prefixes` (in the mount namespace of `pid`), deepest first."""
     found = []
-    with open("/proc/self/mountinfo") as f:
+    with open(f"/proc/{pid}/mountinfo") as f:
         for line in f:
             mp = line.split()[4].replace("\\040", " ")
             if any(mp == p or mp.startswith(p.rstrip("/") + "/") for p in prefixes):
@@ -178,12 +186,23 @@ class Job:
 
 
 class SlurmCluster:
-    """One node (this machine), one partition, jobs run as an unprivileged user."""
+    """One node (this machine), one partition, jobs run as an unprivileged user.
 
-    def __init__(self, base: Path, user: str = DEFAULT_USER, log=None) -> None:
+    `nodes=2`: two nodes on this machine, two slurmd (`slurmd -N <name>`, each its own port,
+    spool, pid and log file), each in its own mount namespace with a private tmpfs on /tmp, so
+    each node has its own /tmp/<user> (node_tmp(name) is that /tmp as root sees it). Then `base`
+    must not be under /tmp (the nodes would not see it).
+    """
+
+    def __init__(self, base: Path, user: str = DEFAULT_USER, log=None, nodes: int = 1) -> None:
         self.base = Path(base)
         self.user = user
-        self.node = socket.gethostname().split(".")[0]
+        host = socket.gethostname().split(".")[0]
+        self.host = host
+        self.nodes = [host] if nodes == 1 else [f"vbn{i + 1}" for i in range(nodes)]
+        self.node = self.nodes[0]
+        if nodes > 1 and (self.base == Path("/tmp") or Path("/tmp") in self.base.parents):
+            raise ValueError("a multi-node cluster's base must not be under /tmp")
         self.slurm_dir = self.base / "slurm"
         self.munge_dir = self.base / "munge"
         self.user_dir = self.base / "user"
@@ -193,7 +212,7 @@ class SlurmCluster:
         self.env_file = self.user_dir / "env.sh"
         self.rclone_conf = self.user_dir / "rclone.conf"
         self.procs: dict[str, subprocess.Popen] = {}
-        self.fuse_mode: Optional[int] = None
+        self.fuse_acl = False
         self.pw: Optional[pwd.struct_passwd] = None
         self.venv: Optional[Path] = None
         self.startup_seconds: Optional[float] = None
@@ -227,10 +246,8 @@ class SlurmCluster:
             os.chown(d, self.pw.pw_uid, self.pw.pw_gid)
         self.user_dir.chmod(0o700)
         self.reset_user_runtime()
-        st = os.stat("/dev/fuse")
-        self.fuse_mode = stat.S_IMODE(st.st_mode)
-        os.chmod("/dev/fuse", 0o666)
         try:
+            self._grant_fuse()
             self._start_munge()
             self._write_conf()
             self._start_daemons(timeout)
@@ -239,6 +256,25 @@ class SlurmCluster:
             raise
         self.startup_seconds = time.monotonic() - t0
         return self
+
+    def _grant_fuse(self) -> None:
+        """Let the job user (and only it) open /dev/fuse: an ACL entry, removed at stop()."""
+        res = _run(["setfacl", "-m", f"u:{self.user}:rw", "/dev/fuse"])
+        if res.returncode != 0:
+            raise RuntimeError(f"setfacl on /dev/fuse failed: {res.stderr.strip()}")
+        self.fuse_acl = True
+
+    def _revoke_fuse(self) -> None:
+        """Remove our entry; when no named entry is left (another test may have its own), the
+        mask setfacl added goes too, so /dev/fuse is back to its plain mode bits."""
+        if self.fuse_acl:
+            res = _run(["setfacl", "-x", f"u:{self.user}", "/dev/fuse"])
+            if res.returncode != 0:
+                self._log(f"could not remove the /dev/fuse ACL entry: {res.stderr.strip()}")
+            acl = _run(["getfacl", "-cp", "/dev/fuse"]).stdout.splitlines()
+            if not any(re.match(r"(user|group):[^:]+:", e) for e in acl):
+                _run(["setfacl", "-b", "/dev/fuse"])
+            self.fuse_acl = False
 
     def _start_munge(self) -> None:
         keydir = self.munge_dir / "private"
@@ -265,13 +301,23 @@ class SlurmCluster:
         d = self.slurm_dir
         for sub in ("state", "spool", "log", "run"):
             (d / sub).mkdir(exist_ok=True)
-        cpus = os.cpu_count() or 1
+        cpus = max(CPUS_DECLARED, os.cpu_count() or 1)
         mem = max(256, _mem_available_mib() // 2)
         ctld_port, slurmd_port = _free_port(), _free_port()
+        multi = len(self.nodes) > 1
+        if multi:
+            for n in self.nodes:
+                (d / "spool" / n).mkdir(parents=True, exist_ok=True)
+            node_lines = "\n".join(
+                f"NodeName={n} NodeHostname={self.host} NodeAddr=127.0.0.1 Port={_free_port()} "
+                f"CPUs={cpus} RealMemory={mem // len(self.nodes)} State=UNKNOWN" for n in self.nodes)
+        else:
+            node_lines = (f"NodeName={self.node} NodeAddr=127.0.0.1 CPUs={cpus} RealMemory={mem} "
+                          "State=UNKNOWN")
         self.conf.write_text(f"""\
 # Written by tests/slurm_cluster.py: a single-node test cluster.
 ClusterName=vbtest
-SlurmctldHost={self.node}(127.0.0.1)
+SlurmctldHost={self.host}(127.0.0.1)
 SlurmctldPort={ctld_port}
 SlurmdPort={slurmd_port}
 SlurmUser=root
@@ -280,11 +326,11 @@ AuthType=auth/munge
 CredType=cred/munge
 AuthInfo=socket={self.munge_socket}
 StateSaveLocation={d / 'state'}
-SlurmdSpoolDir={d / 'spool'}
+SlurmdSpoolDir={d / 'spool'}{'/%n' if multi else ''}
 SlurmctldPidFile={d / 'run' / 'slurmctld.pid'}
-SlurmdPidFile={d / 'run' / 'slurmd.pid'}
+SlurmdPidFile={d / 'run' / ('slurmd-%n.pid' if multi else 'slurmd.pid')}
 SlurmctldLogFile={d / 'log' / 'slurmctld.log'}
-SlurmdLogFile={d / 'log' / 'slurmd.log'}
+SlurmdLogFile={d / 'log' / ('slurmd-%n.log' if multi else 'slurmd.log')}
 SlurmctldDebug=info
 SlurmdDebug=info
 ProctrackType=proctrack/cgroup
@@ -292,6 +338,7 @@ TaskPlugin=task/cgroup
 KillWait=5
 MinJobAge=300
 ReturnToService=2
+SlurmdParameters=config_overrides
 SchedulerType=sched/backfill
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core
@@ -303,8 +350,8 @@ JobCompType=jobcomp/none
 SlurmctldTimeout=30
 SlurmdTimeout=60
 InactiveLimit=0
-NodeName={self.node} NodeAddr=127.0.0.1 CPUs={cpus} RealMemory={mem} State=UNKNOWN
-PartitionName=test Nodes={self.node} Default=YES MaxTime=INFINITE State=UP OverSubscribe=FORCE:8
+{node_lines}
+PartitionName=test Nodes={','.join(self.nodes)} Default=YES MaxTime=INFINITE State=UP OverSubscribe=FORCE:8
 """)
         (d / "cgroup.conf").write_text("""\
 CgroupPlugin=cgroup/v1
@@ -320,24 +367,44 @@ ConstrainSwapSpace=no
     def _start_daemons(self, timeout: float) -> None:
         env = {**self.env}
         logs = self.slurm_dir / "log"
-        for name, argv in (("slurmctld", [_sbin("slurmctld"), "-D", "-c", "-f", str(self.conf)]),
-                           ("slurmd", [_sbin("slurmd"), "-D", "-f", str(self.conf),
-                                       "-N", self.node])):
+        daemons = [("slurmctld", [_sbin("slurmctld"), "-D", "-c", "-f", str(self.conf)])]
+        for n in self.nodes:
+            argv = [_sbin("slurmd"), "-D", "-f", str(self.conf), "-N", n]
+            if len(self.nodes) > 1:  # a private /tmp per node: its own mount namespace
+                argv = ["unshare", "--mount", "--propagation", "private", "--", "/bin/sh", "-c",
+                        'mount -t tmpfs -o mode=1777 "vbtmp-$1" /tmp && shift && exec "$@"',
+                        "sh", n, *argv]
+            daemons.append((self._slurmd(n), argv))
+        for name, argv in daemons:
             self.procs[name] = subprocess.Popen(
                 argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                 stderr=open(logs / f"{name}.stderr", "w"), start_new_session=True)  # noqa: SIM115
         deadline = time.monotonic() + timeout
+        waiting = list(self.nodes)
         while time.monotonic() < deadline:
-            for name in ("slurmctld", "slurmd"):
+            for name, _argv in daemons:
                 if self.procs[name].poll() is not None:
                     raise RuntimeError(f"{name} exited: {self._tail(name)}")
-            res = _run(["scontrol", "show", "node", self.node, "-o"], env=env, timeout=10)
+            res = _run(["scontrol", "show", "node", waiting[0], "-o"], env=env, timeout=10)
             m = re.search(r"\bState=(\S+)", res.stdout)
             if m and m.group(1).split("+")[0] in ("IDLE", "MIXED", "ALLOCATED"):
-                return
+                waiting.pop(0)
+                if not waiting:
+                    return
+                continue
             time.sleep(0.25)
-        raise RuntimeError(f"node {self.node} never became idle: {res.stdout.strip()} "
-                           f"{self._tail('slurmd')}")
+        raise RuntimeError(f"node {waiting[0]} never became idle: {res.stdout.strip()} "
+                           f"{self._tail(self._slurmd(waiting[0]))}")
+
+    def _slurmd(self, node: str) -> str:
+        return "slurmd" if len(self.nodes) == 1 else f"slurmd-{node}"
+
+    def node_tmp(self, node: str) -> Path:
+        """The node's /tmp as root sees it from here (the private tmpfs of a multi-node
+        cluster's node, through its slurmd's /proc/<pid>/root)."""
+        if len(self.nodes) == 1:
+            return Path("/tmp")
+        return Path(f"/proc/{self.procs[self._slurmd(node)].pid}/root/tmp")
 
     def _tail(self, name: str, n: int = 1500) -> str:
         text = ""
@@ -354,7 +421,7 @@ ConstrainSwapSpace=no
                 self.scancel_all()
         if self.pw:
             self.kill_user_processes()
-        for name in ("slurmd", "slurmctld", "munged"):
+        for name in (*map(self._slurmd, self.nodes), "slurmctld", "munged"):
             proc = self.procs.pop(name, None)
             if proc and proc.poll() is None:
                 proc.terminate()
@@ -368,13 +435,11 @@ ConstrainSwapSpace=no
         for mp in mounts_under([str(self.base)]):
             _run(["umount", "-l", mp])
         self._remove_cgroups()
-        if self.fuse_mode is not None:
-            os.chmod("/dev/fuse", self.fuse_mode)
-            self.fuse_mode = None
+        self._revoke_fuse()
 
     def _remove_cgroups(self) -> None:
         """slurmd leaves slurm_<node> hierarchies behind; remove the empty ones."""
-        for top in Path("/sys/fs/cgroup").glob(f"*/slurm_{self.node}"):
+        for top in (t for n in self.nodes for t in Path("/sys/fs/cgroup").glob(f"*/slurm_{n}")):
             for dirpath, _dirs, _files in sorted(os.walk(top), key=lambda t: -len(t[0])):
                 with contextlib.suppress(OSError):
                     os.rmdir(dirpath)
@@ -415,6 +480,14 @@ ConstrainSwapSpace=no
         for mp in mounts_under(prefixes):
             _run(["umount", "-l", mp])
         shutil.rmtree(self.runtime_dir, ignore_errors=True)
+        if len(self.nodes) > 1:  # each node's own /tmp/<user>, in its slurmd's mount namespace
+            for n in self.nodes:
+                proc = self.procs.get(self._slurmd(n))
+                if proc is None or proc.poll() is not None:
+                    continue
+                for mp in mounts_under([str(self.runtime_dir)], str(proc.pid)):
+                    _run(["nsenter", "-t", str(proc.pid), "-m", "umount", "-l", mp])
+                shutil.rmtree(self.node_tmp(n) / self.user, ignore_errors=True)
 
     def prepare_user(self, venv: Path, endpoint: str, access_key: str, secret_key: str,
                      extra_env: Optional[dict[str, str]] = None) -> None:
@@ -467,7 +540,9 @@ ConstrainSwapSpace=no
         """Submit `body` as a bash batch script as the job user; return the job id.
 
         The script starts with `set -u` and sources env.sh (venv PATH, rclone config, keys);
-        its output (stdout+stderr) goes to jobs/job-<id>.out."""
+        its output (stdout+stderr) goes to jobs/job-<id>.out (a job array's task: to
+        jobs/job-<array id>_<task>.out)."""
+        array = any(a.startswith(("--array", "-a")) for a in sbatch_args)
         self._seq += 1
         head = ["#!/bin/bash", f"# job {name}"]
         if source_env:
@@ -475,7 +550,7 @@ ConstrainSwapSpace=no
         script = self.write_user_file(f"{name}-{self._seq}.sh", "\n".join(head) + "\n" + body + "\n",
                                       mode=0o755)
         args = ["--parsable", f"--job-name={name}", f"--chdir={self.jobs_dir}",
-                f"--output={self.jobs_dir}/job-%j.out", *sbatch_args, str(script)]
+                f"--output={self.jobs_dir}/job-{'%A_%a' if array else '%j'}.out", *sbatch_args, str(script)]
         res = self.as_user("/usr/bin/sbatch " + " ".join(shlex.quote(a) for a in args))
         if res.returncode != 0:
             raise RuntimeError(f"sbatch failed: {res.stderr.strip()} {res.stdout.strip()}")
@@ -493,10 +568,46 @@ ConstrainSwapSpace=no
     def state(self, job_id: int) -> str:
         return self.job_info(job_id).get("JobState", "UNKNOWN")
 
-    def output_path(self, job_id: int) -> Path:
+    def output_path(self, job_id: int | str) -> Path:
         return self.jobs_dir / f"job-{job_id}.out"
 
-    def output(self, job_id: int) -> str:
+    def array_info(self, array_id: int) -> list[dict[str, str]]:
+        """One record per task of a job array (a pending rest of the array is one record with
+        ArrayTaskId=a-b)."""
+        res = _run(["scontrol", "show", "job", "-o", str(array_id)], env=self.env)
+        records = []
+        for line in res.stdout.splitlines():
+            info: dict[str, str] = {}
+            for tok in line.split():
+                if "=" in tok:
+                    k, v = tok.split("=", 1)
+                    info.setdefault(k, v)
+            if info.get("ArrayJobId") == str(array_id):
+                records.append(info)
+        return records
+
+    def wait_array(self, array_id: int, tasks: int, timeout: float = 180) -> list[Job]:
+        """Wait until the `tasks` tasks of a job array have ended; their Jobs by task index
+        (job_id is each task's own job id; output from job-<array id>_<task>.out)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            records = self.array_info(array_id)
+            done = [r for r in records if r.get("JobState") in FINISHED_STATES
+                    and r.get("ArrayTaskId", "").isdigit()]
+            if len(done) >= tasks and len(records) == len(done):
+                break
+            if time.monotonic() > deadline:
+                states = {r.get("ArrayTaskId"): r.get("JobState") for r in records}
+                raise TimeoutError(f"array {array_id} not done after {timeout:g}s: {states}")
+            time.sleep(0.3)
+        jobs = []
+        for r in sorted(done, key=lambda r: int(r["ArrayTaskId"])):
+            out = self.output(f"{array_id}_{r['ArrayTaskId']}")
+            jobs.append(Job(int(r["JobId"]), r["JobState"], r.get("ExitCode", "?"),
+                            r.get("Reason", ""), out, r))
+        return jobs
+
+    def output(self, job_id: int | str) -> str:
         p = self.output_path(job_id)
         return p.read_text(errors="replace") if p.exists() else ""
 
@@ -545,7 +656,7 @@ ConstrainSwapSpace=no
                 timeout: float = 180, settle: float = 0.0) -> Job:
         return self.wait(self.submit(body, sbatch_args, name), timeout, settle)
 
-    def scancel(self, job_id: int, sig: Optional[str] = None, batch: bool = False) -> None:
+    def scancel(self, job_id: int | str, sig: Optional[str] = None, batch: bool = False) -> None:
         """`scancel JOBID` (SIGTERM to the job's steps, SIGKILL after KillWait), or with
         --signal=SIG [--batch] to only deliver a signal."""
         argv = ["scancel"]

@@ -8,6 +8,12 @@ slurm      module: a started SlurmCluster (jobs as user `vbslurm`, its venv, rcl
 slurm_s3   module: that S3Server.
 slurm_job  function: the same cluster, with the job user's runtime (/tmp/vbslurm: mounts, caches)
            wiped and every job cancelled before and after the test.
+slurm_proxied      module: like `slurm`, but the jobs reach S3 through a byte-counting proxy
+                   (`cluster.proxy`, tests/s3proxy.py).
+slurm_proxied_job  function: that cluster, wiped before and after, its proxy's counters reset
+                   and its rate/delay limits lifted.
+slurm_two_nodes    module: two nodes on this machine (two slurmd, each with a private /tmp),
+                   jobs through the proxy.
 Skips (one line) when SLURM cannot start here: not root, no slurm-wlm/munge, no writable cgroup v1
 freezer, no /dev/fuse.
 """
@@ -32,14 +38,13 @@ def _say(request: pytest.FixtureRequest, line: str) -> None:
         reporter.write_line(f"\nslurm: {line}")
 
 
-@pytest.fixture(scope="module")
-def slurm(request: pytest.FixtureRequest):
+def _cluster(request: pytest.FixtureRequest, proxy: bool, nodes: int = 1):
     reason = missing_prerequisites()
     if reason:
         pytest.skip(reason)
     t0 = time.monotonic()
     try:
-        ctx = harness()
+        ctx = harness(proxy=proxy, nodes=nodes)
         cluster, server = ctx.__enter__()
     except RuntimeError as exc:
         pytest.skip(f"SLURM could not start here: {str(exc).splitlines()[0]}")
@@ -58,6 +63,16 @@ def slurm(request: pytest.FixtureRequest):
 
 
 @pytest.fixture(scope="module")
+def slurm(request: pytest.FixtureRequest):
+    yield from _cluster(request, proxy=False)
+
+
+@pytest.fixture(scope="module")
+def slurm_proxied(request: pytest.FixtureRequest):
+    yield from _cluster(request, proxy=True)
+
+
+@pytest.fixture(scope="module")
 def slurm_s3(slurm):
     return slurm.s3
 
@@ -69,3 +84,21 @@ def slurm_job(slurm):
     yield slurm
     slurm.scancel_all()
     slurm.reset_user_runtime()
+
+
+@pytest.fixture(scope="module")
+def slurm_two_nodes(request: pytest.FixtureRequest):
+    yield from _cluster(request, proxy=True, nodes=2)
+
+
+@pytest.fixture
+def slurm_proxied_job(slurm_proxied):
+    cluster = slurm_proxied
+    cluster.scancel_all()
+    cluster.reset_user_runtime()
+    cluster.proxy.rate = cluster.proxy.delay = 0
+    cluster.proxy.reset()
+    yield cluster
+    cluster.scancel_all()
+    cluster.reset_user_runtime()
+    cluster.proxy.rate = cluster.proxy.delay = 0

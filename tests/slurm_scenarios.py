@@ -35,6 +35,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from conftest import ACCESS_KEY, SECRET_KEY, S3Server  # noqa: E402
+from s3proxy import CountingProxy  # noqa: E402
 from slurm_cluster import SlurmCluster, ensure_user_venv, missing_prerequisites, mounts_under  # noqa: E402
 
 CHECKOUT = Path(__file__).resolve().parent.parent
@@ -436,25 +437,35 @@ def run_srun_mount(cluster: SlurmCluster, s3: S3Server, bucket: str = "srun-bkt"
 
 
 @contextlib.contextmanager
-def harness(log=None) -> Iterator[tuple[SlurmCluster, S3Server]]:
+def harness(log=None, proxy: bool = False, nodes: int = 1) -> Iterator[tuple[SlurmCluster, S3Server]]:
     """A started SlurmCluster plus a loopback S3 server, the job user's venv, rclone.conf and
     env.sh; everything stopped and removed afterwards. Raises RuntimeError if SLURM cannot
-    start (check missing_prerequisites() first for the one-line reason)."""
+    start (check missing_prerequisites() first for the one-line reason). `proxy`: the jobs
+    reach the server through a byte-counting CountingProxy (tests/s3proxy.py), `cluster.proxy`
+    (else that attribute is None). `nodes=2`: two nodes, each with a private /tmp (the cluster's
+    base is then under /var/tmp)."""
     venv = ensure_user_venv(CHECKOUT)
     if not shutil.which("rclone"):  # the S3 server runs as root: this env's or the job venv's rclone
         for d in (Path(sys.executable).parent, venv / "bin"):
             if (d / "rclone").exists():
                 os.environ["PATH"] = f"{d}{os.pathsep}{os.environ.get('PATH', '')}"
                 break
-    base = Path(tempfile.mkdtemp(prefix="vbslurm-", dir="/tmp"))
-    cluster = SlurmCluster(base, log=log)
+    base = Path(tempfile.mkdtemp(prefix="vbslurm-", dir="/tmp" if nodes == 1 else "/var/tmp"))
+    cluster = SlurmCluster(base, log=log, nodes=nodes)
     server = S3Server(base / "server")
+    cluster.proxy = None
     try:
         cluster.start()
         server.start()
-        cluster.prepare_user(venv, server.endpoint, ACCESS_KEY, SECRET_KEY)
+        endpoint = server.endpoint
+        if proxy:
+            cluster.proxy = CountingProxy(server.port).start()
+            endpoint = cluster.proxy.endpoint
+        cluster.prepare_user(venv, endpoint, ACCESS_KEY, SECRET_KEY)
         yield cluster, server
     finally:
+        if cluster.proxy:
+            cluster.proxy.stop()
         server.stop()
         cluster.stop()
         shutil.rmtree(base, ignore_errors=True)

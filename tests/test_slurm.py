@@ -12,6 +12,7 @@ Marker `slurm` on every test; `slurm_timelimit` on the ~80 s time-limit case
 from __future__ import annotations
 
 import shlex
+import subprocess
 
 import pytest
 from slurm_cluster import SlurmCluster
@@ -42,6 +43,21 @@ def test_proctrack_is_cgroup_proven_by_proc_self_cgroup(slurm_job):
     uid = cluster.pw.pw_uid
     assert paths == [f"/slurm_{cluster.node}/uid_{uid}/job_{job.job_id}/step_batch",
                      f"/slurm_{cluster.node}/uid_{uid}/job_{job.job_id}/step_0"], job.output
+
+
+def test_fuse_is_opened_to_the_job_user_alone(slurm_job):
+    """While the cluster runs, /dev/fuse keeps its mode (0600 here) and gains one ACL entry for
+    the job user: the job user can open it, another user (nobody) still cannot."""
+    cluster = slurm_job
+    acl = subprocess.run(["getfacl", "-cp", "/dev/fuse"], capture_output=True, text=True,
+                         timeout=10, check=True).stdout
+    assert f"user:{cluster.user}:rw-" in acl.splitlines(), acl
+    probe = "python3 -c 'import os; os.close(os.open(\"/dev/fuse\", os.O_RDWR)); print(\"OPENED\")'"
+    assert "OPENED" in cluster.as_user(probe).stdout
+    if "other::---" in acl.splitlines():  # closed to others here (0666 on a normal node)
+        other = subprocess.run(["su", "nobody", "-s", "/bin/sh", "-c", probe],
+                               capture_output=True, text=True, timeout=30, cwd="/")
+        assert "OPENED" not in other.stdout and "Permission denied" in other.stderr, other
 
 
 def test_job_as_user_mounts_a_bucket_and_reads_through_the_link(slurm_job, slurm_s3):
