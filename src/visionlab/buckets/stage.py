@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 from typing import NamedTuple, Optional
 
-from . import layout, links, procs, rclone, runner, state
+from . import layout, links, mounttable, procs, rclone, runner, state
 from .errors import BucketsError, LockTimeout, NotMounted
 from .lock import bucket_lock
 
@@ -218,9 +218,9 @@ def _scopes() -> list[str]:
 def may_share(link: Path, mine: layout.BucketPaths) -> bool:
     """May a staged mount use `link` that another mount of ours has? Yes when it points at the
     node's copy (it outlives every job), or at another live read-only mount of this bucket (it
-    moves to the copy once ready, and to this mount if that one goes first)."""
-    from .liveness import is_live
-
+    moves to the copy once ready, and to this mount if that one goes first). "Live" here is
+    in the mount table with its rclone running, not a stat probe: under load a probe can time
+    out here and answer in time for the caller's next check, which would then refuse the link."""
     target = links.target_of(link)
     if target and target == str(layout.stage_paths(mine.bucket).current):
         return True
@@ -228,7 +228,8 @@ def may_share(link: Path, mine: layout.BucketPaths) -> bool:
         other = layout.paths_for(mine.bucket, scope)
         if scope != mine.scope and target == str(other.mount_point):
             st = state.load(other.state)
-            return bool(st and _read_only(st.profile) and is_live(other, st))
+            return bool(st and _read_only(st.profile) and procs.is_alive(st.pid)
+                        and mounttable.find(target))
     return False
 
 
