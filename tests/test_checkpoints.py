@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from conftest import BUCKET, bin_path, needs_fuse
 
-from visionlab.buckets import deadline, slurm
+from visionlab.buckets import deadline, layout, rclone, slurm
 
 SIZE = 3_000_000  # "3.0 MB" in the line
 
@@ -68,7 +68,13 @@ def run_until_sigterm_line(argv: list[str], s3, go: Path, env=None) -> str:
     try:
         ready = select.select([proc.stdout], [], [], 120)[0]
         assert ready and proc.stdout.readline().strip() == b"ready", read_until(proc, "", 1)
-        s3.pause()  # the upload (5 s write-back) cannot start, let alone finish
+        # Closed is not yet queued: rclone queues the file when the kernel's release reaches it.
+        # Once it is queued (upload due 5 s later), pause the server: the upload cannot finish.
+        socket = layout.paths_for(BUCKET, "").socket
+        until = time.monotonic() + 60
+        while not rclone.upload_queue(socket) and time.monotonic() < until:
+            time.sleep(0.02)
+        s3.pause()
         proc.send_signal(signal.SIGTERM)
         text = read_until(proc, "visionlab-buckets: SIGTERM:")
         go.touch()

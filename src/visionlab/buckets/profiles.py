@@ -19,8 +19,10 @@ class Profile(NamedTuple):
 # without it every stat and open costs a HEAD (listing with sizes 6-8x slower, cold small reads
 # 15-30% slower).
 # Long dir/attr caches: a dataset does not change under a running job.
-# No backend flags (--s3-*) here: rclone then renames the remote "s3_remote{hash}" in the mount
-# table, and the measured gain of --s3-no-head-object was within noise.
+# No backend options (--s3-*) here: with them, as flags or as RCLONE_S3_* in rclone's environment
+# alike, rclone names the remote "s3_remote{hash}": --devname keeps the mount table's source, but
+# the VFS cache moves to vfs/s3_remote{hash}/, where a mount with other options never uploads
+# what an earlier one stranded. And the measured gain of --s3-no-head-object was within noise.
 _READ_ONLY = ["--read-only", "--no-modtime", "--dir-cache-time", "1h", "--attr-timeout", "1h"]
 # VFS cache on node-local disk (the runtime dir), capped so a big dataset cannot fill the disk.
 # (--vfs-cache-min-free-space would be better still, but needs rclone >= 1.62.)
@@ -35,6 +37,10 @@ PROFILES: dict[str, Profile] = {
             "(unmount-bucket waits for every upload)",
             # --use-server-modtime: modtimes from the listing (the upload time), not one HEAD
             # per file: listing with sizes 6-8x faster, cold small reads +15-30%.
+            # Large files (bench/results.md, checkpoints): cp + --sync of 1 GiB 1.05-1.09x a
+            # plain `rclone copyto` with rclone's own upload settings. Bigger parts or more at
+            # once (chunk 16M, concurrency 16) were slower here; with --write-back-cache a
+            # --sync run right after `cp` once found nothing queued yet and returned at once.
             # --low-level-retries 3: a failing upload then fails its try in ~1 s instead of
             # ~40 s (rclone's VFS retries each upload forever on its own, with backoff), so
             # --status and --sync can tell a refusing server within seconds.
