@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Staging benchmark (issue 13): `mount-bucket B --stage --wait` vs reading through FUSE, on bare
+"""Staging benchmark: `mount-bucket B --stage --wait` vs reading through FUSE, on bare
 loopback S3 and through a delaying TCP proxy (latency mode, ~20 ms round trip).
 
     python bench/stage_bench.py                    # 2,000 x 100 KiB, both modes (~6 min)
