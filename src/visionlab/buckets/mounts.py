@@ -22,7 +22,7 @@ from . import layout, links, mounttable, names, procs, scopes, state, teardown
 # behind them) are imported inside the functions that start or stop rclone: --status, --list and
 # the already-mounted path never need them, and they cost ~15 ms of start-up.
 from .errors import BucketsError, LinkConflict, MountFailed, NotMounted, RemoteMismatch
-from .liveness import PROBE_TIMEOUT, answers, is_live, mounted_remote
+from .liveness import PROBE_TIMEOUT, answers, is_live, mounted_remote, still_serving
 from .lock import bucket_lock
 from .mountinfo import MountInfo, is_mounted, known_buckets, list_mounts, status
 from .rcconf import DEFAULT_REMOTE
@@ -451,7 +451,7 @@ def _unmount_locked(paths: layout.BucketPaths, timeout: float, force: bool,
     if not st and not entry:
         raise not_mounted
     remote = mounted_remote(entry, st) if entry else st.remote if st else None
-    if entry and answers(paths, st)[0]:
+    if entry and (answers(paths, st)[0] or still_serving(paths, st)):  # slow is not dead
         from . import uploads
 
         try:
@@ -461,9 +461,12 @@ def _unmount_locked(paths: layout.BucketPaths, timeout: float, force: bool,
             if st and st.pid and not procs.is_alive(st.pid):
                 return _unmount_dead(paths, st, remote)  # rclone died just now
             if not force:
+                left = uploads.unsaved(paths)
+                named = f"; not yet uploaded: {', '.join(left)}" if left else ""
                 raise BucketsError(
-                    f"cannot ask rclone about pending uploads ({exc})",
-                    "use --force to unmount anyway (unsaved uploads may be lost)",
+                    f"cannot ask rclone about pending uploads ({exc}){named}",
+                    "the mount and its cache were left in place; run this again once rclone "
+                    "answers, or use --force to unmount anyway (unsaved uploads may be lost)",
                 ) from exc
         lazy = teardown.detach(paths, lazy_if_busy=force)
         removed = teardown.take_down(paths, st, lazy=lazy)
@@ -482,8 +485,20 @@ def _unmount_dead(paths: layout.BucketPaths, st: Optional[state.MountState],
 
 
 def unmount_bucket(bucket_name: str, timeout: float = DRAIN_TIMEOUT, force: bool = False) -> None:
-    """Unmount a bucket after every pending upload reached S3."""
-    unmount(bucket_name, timeout=timeout, force=force)
+    """Unmount a bucket after every pending upload reached S3. Raises BucketsError naming the
+    files when some never reached S3 (a dead mount's, kept in its cache for the next mount)."""
+    result = unmount(bucket_name, timeout=timeout, force=force)
+    if result and result.stranded:
+        raise left_unsaved(result)
+
+
+def left_unsaved(result: UnmountResult) -> BucketsError:
+    """An unmount that left files never uploaded is no success: the error that names them."""
+    shown = ", ".join(result.stranded[:10]) + (
+        f" and {len(result.stranded) - 10} more" if len(result.stranded) > 10 else "")
+    return BucketsError(f"{result.bucket}: {len(result.stranded)} file(s) never uploaded: {shown}",
+                        "they are kept in the cache on this node; "
+                        f"'mount-bucket {result.bucket}' uploads them")
 
 
 def unmount_all(timeout: float = DRAIN_TIMEOUT, force: bool = False,
