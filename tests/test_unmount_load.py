@@ -56,9 +56,11 @@ def test_a_stopped_rclone_is_not_taken_for_dead_and_unmount_fails_naming_the_fil
     unmount drains them."""
     link = mount_bucket(BUCKET)
     names = write_pending(link)
+    time.sleep(0.5)  # rclone marks them dirty in its cache a moment after close()
     pid = status(BUCKET).pid
     signal_checked(pid, signal.SIGSTOP, "rclone")
     try:
+        time.sleep(1.5)  # past the kernel's attribute cache (1 s): the probe gets no answer
         proc = subprocess.Popen([bin_path("unmount-bucket"), BUCKET, "--timeout", "30"],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
