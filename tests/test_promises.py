@@ -11,12 +11,13 @@ import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import pytest
-from conftest import ACCESS_KEY, BUCKET, SECRET_KEY, finish, needs_fuse, readline
+from conftest import ACCESS_KEY, BUCKET, SECRET_KEY, finish, needs_fuse, readline, signal_checked
 from helpers_mounts import cli
 
-from visionlab.buckets import layout, mount_bucket, mounts, runner, stage, stager, state, uploads
+from visionlab.buckets import layout, mount_bucket, mounts, procs, runner, stage, stager, state, uploads
 from visionlab.buckets.errors import BucketsError
 from visionlab.buckets.rclone import ObjectInfo
 
@@ -36,6 +37,23 @@ def restart(server, read_only: bool) -> None:
         server.start()
     finally:
         subprocess.Popen = original
+
+
+def recording_rclone(monkeypatch, tmp_path: Path) -> Path:
+    """Put an `rclone` first on PATH that appends its arguments (one line per run) to the file
+    returned, then runs the real one."""
+    import shutil
+
+    real = shutil.which("rclone")
+    fake_bin = tmp_path / "fakebin"
+    fake_bin.mkdir()
+    record = tmp_path / "argv.log"
+    record.touch()
+    (fake_bin / "rclone").write_text(
+        f'#!/bin/sh\nprintf "%s " "$@" >> "{record}"\necho >> "{record}"\nexec "{real}" "$@"\n')
+    (fake_bin / "rclone").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake_bin}{os.pathsep}{os.environ['PATH']}")
+    return record
 
 
 def api_script(env, body: str) -> subprocess.Popen:
@@ -234,16 +252,7 @@ def test_mount_json_has_the_documented_fields(env):
 def test_no_command_line_carries_a_credential_stage_included(env, monkeypatch, tmp_path):
     """Every rclone the tool starts (preflight, mount, the stager's listing and sync) goes through
     a recording rclone first on PATH: no argument holds the access key or the secret."""
-    import shutil
-
-    real = shutil.which("rclone")
-    fake_bin = tmp_path / "fakebin"
-    fake_bin.mkdir()
-    record = tmp_path / "argv.log"
-    (fake_bin / "rclone").write_text(
-        f'#!/bin/sh\nprintf "%s " "$@" >> "{record}"\necho >> "{record}"\nexec "{real}" "$@"\n')
-    (fake_bin / "rclone").chmod(0o755)
-    monkeypatch.setenv("PATH", f"{fake_bin}{os.pathsep}{os.environ['PATH']}")
+    record = recording_rclone(monkeypatch, tmp_path)
     env["s3"].make_bucket("stage-bkt", {f"f{i}.bin": b"s" * 100 for i in range(5)})
     proc = cli("mount-bucket", "stage-bkt", "--stage", "--wait", timeout=120)
     assert proc.returncode == 0, proc.stderr
@@ -318,3 +327,85 @@ def test_eviction_keeps_a_staged_copy_that_a_link_uses(env, monkeypatch):
     assert stage._evict_unused("new-bkt", 4096, 0) >= 4096
     assert not (root / "unused-bkt").exists()
     assert (root / "used-bkt" / "copy-1" / "data.bin").exists()
+
+
+# --- beyond the first list: more promises of the README ---------------------------------------
+
+@needs_fuse
+def test_a_second_mount_of_a_live_bucket_only_adds_the_link(env, monkeypatch, tmp_path):
+    """README: "A second call for a live mount only adds the symlink: no rclone process, no
+    network"."""
+    record = recording_rclone(monkeypatch, tmp_path)
+    assert cli("mount-bucket", BUCKET).returncode == 0
+    before = record.read_text()
+    proc = cli("mount-bucket", BUCKET, "--root", "./second")
+    assert proc.returncode == 0 and proc.stdout.startswith("already mounted "), proc
+    assert record.read_text() == before  # no rclone started, so no request either
+    assert (env["tmp"] / "second" / BUCKET / "hello.txt").read_text() == "hello from s3\n"
+    assert cli("unmount-bucket", BUCKET).returncode == 0
+
+
+@needs_fuse
+def test_quiet_prints_nothing_on_success(env):
+    for argv in (("mount-bucket", "-q", BUCKET), ("mount-bucket", "--quiet", BUCKET, "--root", "r2"),
+                 ("mount-bucket", "-q", "--sync"), ("unmount-bucket", "-q", BUCKET)):
+        proc = cli(*argv)
+        assert (proc.returncode, proc.stdout, proc.stderr) == (0, "", ""), argv
+
+
+@needs_fuse
+def test_print_link_prints_only_the_link(env):
+    proc = cli("mount-bucket", BUCKET, "--print-link")
+    assert proc.returncode == 0
+    assert proc.stdout == f"{env['home'] / 's3_buckets' / BUCKET}\n"
+    proc = cli("mount-bucket", BUCKET, "--print-link", "--root", "./data")  # already mounted
+    assert proc.stdout == f"{env['tmp'] / 'data' / BUCKET}\n"
+    assert cli("unmount-bucket", BUCKET).returncode == 0
+
+
+@needs_fuse
+def test_list_and_status_json_have_the_documented_fields_for_a_live_mount(env):
+    """README: records with bucket, remote, mount point, symlinks, state and the rclone pid;
+    "uploads": {"pending", "failing", "last_error"} for a live mount."""
+    link = mount_bucket(BUCKET)
+    pid = mounts.status(BUCKET).pid
+    listed = json.loads(cli("mount-bucket", "--list", "--json").stdout)
+    status = json.loads(cli("mount-bucket", "--status", BUCKET, "--json").stdout)
+    assert len(listed) == 1
+    for record in (listed[0], status):
+        assert (record["bucket"], record["remote"], record["state"], record["pid"]) == (
+            BUCKET, "s3_remote", "alive", pid)
+        assert record["mount_point"] == str(env["runtime"] / "rclone" / BUCKET)
+        assert record["symlinks"] == [str(link)]
+        assert record["uploads"] == {"pending": 0, "failing": 0, "last_error": None}
+    assert cli("unmount-bucket", BUCKET).returncode == 0
+    assert json.loads(cli("mount-bucket", "--list", "--json").stdout) == []
+
+
+@needs_fuse
+def test_drop_stage_removes_the_copy_and_a_plain_unmount_keeps_it(env):
+    """README: `unmount-bucket B --drop-stage` also removes B's staged copy (kept as a cache
+    otherwise)."""
+    env["s3"].make_bucket("drop-bkt", {f"f{i}.bin": b"d" * 100 for i in range(3)})
+    copy_root = env["runtime"] / "stage" / "drop-bkt"
+    assert cli("mount-bucket", "drop-bkt", "--stage", "--wait").returncode == 0
+    assert cli("unmount-bucket", "drop-bkt").returncode == 0
+    assert (copy_root / "current" / "f0.bin").read_bytes() == b"d" * 100  # kept as a cache
+    proc = cli("unmount-bucket", "drop-bkt", "--drop-stage")
+    assert proc.returncode == 0 and proc.stdout == "removed the staged copy of drop-bkt\n", proc
+    assert not copy_root.exists()
+
+
+@needs_fuse
+def test_doctor_warns_about_stranded_files(env):
+    """README: stranded files ... `--status` and `--list` report them, `--doctor` warns."""
+    link = mount_bucket(BUCKET)
+    (link / "doc_stranded.txt").write_text("x")
+    time.sleep(0.5)
+    pid = mounts.status(BUCKET).pid
+    signal_checked(pid, signal.SIGKILL, "rclone")
+    assert procs.wait_exit(pid, 5)
+    proc = cli("mount-bucket", "--doctor")
+    assert f"stranded {BUCKET}: 1 file(s) written but never uploaded" in proc.stdout, proc.stdout
+    listed = cli("mount-bucket", "--list")
+    assert "1 file(s) written but never uploaded" in listed.stdout, listed.stdout
