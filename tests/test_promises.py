@@ -409,3 +409,30 @@ def test_doctor_warns_about_stranded_files(env):
     assert f"stranded {BUCKET}: 1 file(s) written but never uploaded" in proc.stdout, proc.stdout
     listed = cli("mount-bucket", "--list")
     assert "1 file(s) written but never uploaded" in listed.stdout, listed.stdout
+
+
+@needs_fuse
+def test_unmount_of_a_bucket_not_mounted_exits_3(env):
+    """README exit codes: 3, not mounted (`--status`, `unmount-bucket`): before anything was
+    ever mounted, and after the bucket's mount went away."""
+    expected = f"error: {BUCKET} is not mounted — see 'mount-bucket --list'\n"
+    proc = cli("unmount-bucket", BUCKET)
+    assert (proc.returncode, proc.stdout, proc.stderr) == (3, "", expected)
+    assert cli("mount-bucket", BUCKET).returncode == 0
+    assert cli("unmount-bucket", BUCKET).returncode == 0
+    proc = cli("unmount-bucket", BUCKET)
+    assert (proc.returncode, proc.stdout, proc.stderr) == (3, "", expected)
+
+
+@needs_fuse
+def test_remote_option_mounts_from_that_remote(env):
+    """`mount-bucket B --remote NAME`: the mount serves NAME:B (its rclone, status and output)."""
+    proc = cli("mount-bucket", BUCKET, "--remote", "s3_remote_private")
+    mp = env["runtime"] / "rclone" / BUCKET
+    assert proc.returncode == 0 and proc.stdout.startswith(
+        f"mounted s3_remote_private:{BUCKET} at {mp}; "), proc
+    info = json.loads(cli("mount-bucket", "--status", BUCKET, "--json").stdout)
+    assert info["remote"] == "s3_remote_private"
+    assert f" mount s3_remote_private:{BUCKET} {mp} " in " ".join(procs.cmdline(info["pid"])) + " "
+    proc = cli("unmount-bucket", BUCKET)
+    assert proc.stdout.startswith(f"unmounted s3_remote_private:{BUCKET} from {mp}"), proc
