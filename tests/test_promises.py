@@ -436,3 +436,24 @@ def test_remote_option_mounts_from_that_remote(env):
     assert f" mount s3_remote_private:{BUCKET} {mp} " in " ".join(procs.cmdline(info["pid"])) + " "
     proc = cli("unmount-bucket", BUCKET)
     assert proc.stdout.startswith(f"unmounted s3_remote_private:{BUCKET} from {mp}"), proc
+
+
+@needs_fuse
+def test_api_stage_wait_returns_once_the_link_is_on_the_local_copy(env):
+    """README: `mount_bucket("imagenet-bkt", stage=True, wait=True)`."""
+    files = {f"d/f{i}.bin": bytes([i]) * 500 for i in range(10)}
+    env["s3"].make_bucket("api-stage", files)
+    link = mount_bucket("api-stage", stage=True, wait=True)
+    current = env["runtime"] / "stage" / "api-stage" / "current"
+    assert os.readlink(link) == str(current)
+    assert {rel: (link / rel).read_bytes() for rel in files} == files
+    assert cli("unmount-bucket", "api-stage", "--drop-stage").returncode == 0
+
+
+@pytest.mark.parametrize("prog", ["mount-bucket", "unmount-bucket"])
+@pytest.mark.parametrize("flag", ["-V", "--version"])
+def test_version_flags(prog, flag):
+    from visionlab.buckets import __version__
+
+    proc = cli(prog, flag, timeout=60)
+    assert (proc.returncode, proc.stdout) == (0, f"visionlab-buckets, version {__version__}\n")
