@@ -93,7 +93,7 @@ def test_busy_mount_is_refused_then_forced(env):
         assert fuse_mounts(env["runtime"]) == []
     finally:
         holder.kill()
-        holder.wait()
+        holder.wait(10)
 
 
 def test_unmount_stale_sweeps_dead_mounts_and_orphans(env):
