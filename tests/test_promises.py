@@ -457,3 +457,32 @@ def test_version_flags(prog, flag):
 
     proc = cli(prog, flag, timeout=60)
     assert (proc.returncode, proc.stdout) == (0, f"visionlab-buckets, version {__version__}\n")
+
+
+@needs_fuse
+def test_sync_timeout_bounds_the_wait_and_names_the_pending_files(env):
+    """README: `--sync` exits 1 naming the files ... after `--timeout` (default 600 s)."""
+    link = mount_bucket(BUCKET)
+    (link / "held_back.txt").write_text("x")
+    env["s3"].pause()  # uploads hang: neither succeed nor fail
+    try:
+        proc = cli("mount-bucket", "--sync", BUCKET, "--timeout", "3", timeout=60)
+    finally:
+        env["s3"].resume()
+    assert proc.returncode == 1, proc
+    assert proc.stderr.splitlines()[-1].startswith(
+        "error: 1 upload(s) still pending after 3s: held_back.txt"), proc.stderr
+    assert cli("mount-bucket", "--sync", BUCKET).returncode == 0
+    assert (env["s3"].data / BUCKET / "held_back.txt").read_text() == "x"
+
+
+@needs_fuse
+def test_mount_json_says_healed_when_it_replaced_a_dead_mount(env):
+    assert json.loads(cli("mount-bucket", BUCKET, "--json").stdout)["healed"] is False
+    pid = mounts.status(BUCKET).pid
+    signal_checked(pid, signal.SIGKILL, "rclone")
+    assert procs.wait_exit(pid, 5)
+    healed = json.loads(cli("mount-bucket", BUCKET, "--json").stdout)
+    assert (healed["healed"], healed["newly_mounted"]) == (True, True)
+    assert json.loads(cli("mount-bucket", BUCKET, "--json").stdout)["healed"] is False
+    assert cli("unmount-bucket", BUCKET).returncode == 0
