@@ -144,3 +144,24 @@ def test_a_file_closed_just_before_sync_is_on_s3_when_it_returns(env):
         if not (server / f"synced_{n}.txt").exists():
             missing.append(n)
     assert missing == []
+
+
+def test_unmount_stale_leaves_a_mount_whose_rclone_still_runs(env):
+    """`--stale` cleans dead mounts and orphaned rclones; a mount that does not answer in time
+    while its rclone runs (stopped here: as slow as it gets) is neither, and stays, uploads and
+    all."""
+    link = mount_bucket(BUCKET)
+    names = write_pending(link)
+    time.sleep(0.5)
+    pid = status(BUCKET).pid
+    signal_checked(pid, signal.SIGSTOP, "rclone")
+    try:
+        time.sleep(1.5)  # past the attribute cache: --status says stale
+        assert cli("mount-bucket", "--status", BUCKET).returncode == 4
+        proc = cli("unmount-bucket", "--stale")
+    finally:
+        signal_checked(pid, signal.SIGCONT, "rclone")
+    assert (proc.returncode, proc.stdout) == (0, "no stale mounts\n"), proc
+    assert is_mounted(BUCKET) and status(BUCKET).pid == pid
+    assert cli("unmount-bucket", BUCKET).returncode == 0
+    assert sorted(p.name for p in (env["s3"].data / BUCKET).glob("slow_*.txt")) == names

@@ -538,6 +538,8 @@ def sweep_stale() -> list[UnmountResult]:
     for paths, info in mountinfo.described(scopes.all_paths()):
         if info.state != "stale":
             continue
+        if mounttable.find(str(paths.mount_point)) and still_serving(paths, state.load(paths.state)):
+            continue  # its rclone runs (slow, or hung): not dead; `unmount-bucket B` decides
         try:
             result = unmount(paths.bucket, scope=paths.scope)
         except NotMounted:
