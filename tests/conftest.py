@@ -5,7 +5,15 @@ How this suite is checked: every test must fail under some one-line mutation of 
 claims to test (apply it, see the test go red, revert; tests/MUTATIONS.md lists the ones used so
 far). A check that stays green whatever the code does is a bug in the test. Timing claims ("fast",
 "< 1 s") belong in bench/, not here; a test may keep only a safety bound ("answers within 5 s
-instead of hanging")."""
+instead of hanging").
+
+A failing test must fail, never hang and never hurt the run:
+- every subprocess has a timeout (`subprocess.run(..., timeout=)`, `proc.wait(t)`,
+  `communicate(timeout=)`); a pipe is never read without a bound, assertion messages included:
+  use `finish(proc, timeout)` below, which kills the process group on timeout;
+- never signal a pid that has not been checked: `signal_checked(pid, sig, expect)` asserts the pid
+  is a positive pid that is not pytest or its group, and that its command line holds `expect`;
+- pytest-timeout bounds every test (pyproject.toml) as a last safety net."""
 
 from __future__ import annotations
 
@@ -115,7 +123,8 @@ def _cleanup_runtime(runtime: Path) -> None:
         mounts = [line.split()[4] for line in f]
     for mp in reversed(mounts):
         if mp.startswith(prefix):
-            done = subprocess.run(["fusermount3", "-uz", mp], capture_output=True, check=False)
+            done = subprocess.run(["fusermount3", "-uz", mp], capture_output=True, check=False,
+                                  timeout=30)
             if done.returncode:  # not FUSE: a staged copy's read-only bind mount (root)
                 subprocess.run(["umount", "-l", mp], capture_output=True, check=False, timeout=30)
     for pid in os.listdir("/proc"):
@@ -179,3 +188,82 @@ def bin_path(name: str) -> str:
 
     candidate = Path(sys.executable).parent / name
     return str(candidate) if candidate.exists() else (shutil.which(name) or name)
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def signal_checked(pid, sig: int, expect: str | bytes, group: bool = False) -> None:
+    """Send `sig` to `pid` (to its process group if `group`) only after checking it is a real
+    process of this test: a positive int, not pytest itself nor its process group, alive, and
+    with `expect` in its command line. A bad pid (0, -1, None, a stale one) fails the test
+    instead of signalling pytest's own group."""
+    assert isinstance(pid, int) and not isinstance(pid, bool), f"not a pid: {pid!r}"
+    assert pid > 1, f"refusing to signal pid {pid}"
+    assert pid != os.getpid(), "refusing to signal pytest itself"
+    want = expect.encode() if isinstance(expect, str) else expect
+    cmd = _cmdline(pid).replace(b"\0", b" ")
+    assert want in cmd, f"pid {pid} is not {want!r}: {cmd!r}"
+    if group:
+        pgid = os.getpgid(pid)
+        assert pgid == pid, f"pid {pid} leads no process group (its group is {pgid})"
+        assert pgid != os.getpgrp(), "refusing to signal pytest's own process group"
+        os.killpg(pgid, sig)
+    else:
+        os.kill(pid, sig)
+
+
+def readline(proc: subprocess.Popen, timeout: float) -> str:
+    """The next line of `proc`'s stdout, stripped, read with a bound (one byte at a time, so what
+    follows stays in the pipe for `finish`). Fails the test, killing `proc`, past `timeout`."""
+    import select
+
+    fd, line = proc.stdout.fileno(), b""
+    deadline = time.monotonic() + timeout
+    while not line.endswith(b"\n"):
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            finish(proc, 0)  # kills it and fails with what it printed
+        byte = os.read(fd, 1)
+        if not byte:
+            break
+        line += byte
+    return line.decode().strip()
+
+
+def finish(proc: subprocess.Popen, timeout: float, grace: float = 5) -> tuple[int, str, str]:
+    """Wait for `proc` at most `timeout` s and return (code, stdout, stderr), its pipes read with
+    a bound: once it has exited, a descendant that inherited its pipes gets `grace` s to close
+    them. Past either bound, kill its process group (or itself) and fail the test with what it
+    printed so far. Never `proc.stderr.read()`: it waits forever on an orphan holding the pipe."""
+    deadline = time.monotonic() + timeout
+    exited_at = None
+    own_group = False  # a group of its own (start_new_session=True), read while it still runs
+    with contextlib.suppress(ProcessLookupError):
+        own_group = proc.poll() is None and os.getpgid(proc.pid) == proc.pid != os.getpgrp()
+    while True:
+        try:
+            out, err = proc.communicate(timeout=0.5)
+            return proc.returncode, out or "", err or ""
+        except subprocess.TimeoutExpired:
+            now = time.monotonic()
+            if exited_at is None and proc.poll() is not None:
+                exited_at = now
+            if now > deadline or (exited_at is not None and now - exited_at > grace):
+                break
+    why = (f"exited with {proc.returncode} but a descendant kept its output open"
+           if exited_at is not None else f"did not end within {timeout}s")
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        if own_group:
+            os.killpg(proc.pid, signal.SIGKILL)  # it and any orphan holding its pipes
+        else:
+            proc.kill()
+    try:
+        out, err = proc.communicate(timeout=5)
+    except subprocess.TimeoutExpired:
+        out, err = "", "(unavailable: a descendant outside its process group holds the pipe)"
+    pytest.fail(f"{proc.args!r} {why}\nstdout: {out}\nstderr: {err}")

@@ -168,6 +168,6 @@ def test_bash_file_is_what_click_prints(env):
     for prog in ("mount-bucket", "unmount-bucket"):
         var = "_" + prog.replace("-", "_").upper() + "_COMPLETE"
         printed = subprocess.run([bin_path(prog)], env={**os.environ, var: "bash_source"},
-                                 capture_output=True, text=True, check=True).stdout
+                                 capture_output=True, text=True, check=True, timeout=60).stdout
         committed = (ROOT / "completions" / f"{prog}.bash").read_text()
         assert committed.split("\n", 2)[2] == printed.rstrip("\n") + "\n"  # after 2 header lines

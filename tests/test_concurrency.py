@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-from conftest import BUCKET, bin_path, needs_fuse
+from conftest import BUCKET, bin_path, finish, needs_fuse
 from helpers_mounts import cli, fuse_mounts, rclone_pids
 
 from visionlab.buckets import status
@@ -18,7 +18,7 @@ def test_sixteen_processes_make_one_mount(env):
     procs = [subprocess.Popen([bin_path("mount-bucket"), BUCKET, "--root", f"dir_{i}"],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for i in range(16)]
-    results = [(p.wait(180), *p.communicate()) for p in procs]
+    results = [finish(p, 180) for p in procs]
     assert [r[0] for r in results] == [0] * 16, results
     assert sum(r[1].startswith("mounted ") for r in results) == 1
     assert sum(r[1].startswith("already mounted ") for r in results) == 15
@@ -36,15 +36,16 @@ def test_racing_mount_and_unmount_leave_nothing_behind(env):
         "mb, ub, i = sys.argv[1], sys.argv[2], sys.argv[3]\n"
         "codes = []\n"
         "for n in range(4):\n"
-        f"    codes.append(subprocess.run([mb, '-q', '{BUCKET}', '--root', f'race_{{i}}']).returncode)\n"
-        f"    codes.append(subprocess.run([ub, '-q', '{BUCKET}']).returncode)\n"
+        f"    codes.append(subprocess.run([mb, '-q', '{BUCKET}', '--root', f'race_{{i}}'],\n"
+        "                                timeout=120).returncode)\n"
+        f"    codes.append(subprocess.run([ub, '-q', '{BUCKET}'], timeout=120).returncode)\n"
         "print(codes)\n"
     )
     procs = [subprocess.Popen([sys.executable, "-c", script, bin_path("mount-bucket"),
                                bin_path("unmount-bucket"), str(i)],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for i in range(8)]
-    outs = [(p.wait(600), *p.communicate()) for p in procs]
+    outs = [finish(p, 600) for p in procs]
     for code, out, errs in outs:
         assert code == 0
         codes = json.loads(out)

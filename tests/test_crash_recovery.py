@@ -6,7 +6,7 @@ import os
 import signal
 import time
 
-from conftest import BUCKET, needs_fuse
+from conftest import BUCKET, needs_fuse, signal_checked
 from helpers_mounts import cli, fuse_mounts, rclone_pids
 
 from visionlab.buckets import is_mounted, mount_bucket, procs, status, unmount_bucket
@@ -18,7 +18,7 @@ def test_killed_rclone_is_stale_then_healed_then_cleaned(env):
     link = mount_bucket(BUCKET)
     other = mount_bucket(BUCKET, root_dir="./data")
     pid = status(BUCKET).pid
-    os.kill(pid, signal.SIGKILL)
+    signal_checked(pid, signal.SIGKILL, "rclone")
     start = time.monotonic()
     while is_mounted(BUCKET) and time.monotonic() - start < 10:
         time.sleep(0.05)
@@ -34,7 +34,7 @@ def test_killed_rclone_is_stale_then_healed_then_cleaned(env):
     assert (other / "hello.txt").read_text() == "hello from s3\n"
     assert status(BUCKET).symlinks == [str(link), str(other)]
     assert len(rclone_pids(env["runtime"])) == 1
-    os.kill(status(BUCKET).pid, signal.SIGKILL)
+    signal_checked(status(BUCKET).pid, signal.SIGKILL, "rclone")
     proc = cli("unmount-bucket", BUCKET)
     assert proc.returncode == 0 and proc.stdout.startswith("cleaned up stale mount ")
     assert fuse_mounts(env["runtime"]) == [] and not os.path.lexists(link)
@@ -48,7 +48,7 @@ def test_writes_pending_when_rclone_died_are_uploaded_by_next_mount(env):
     # those milliseconds can beat rclone's own bookkeeping (seen once in ~30 runs under load).
     time.sleep(0.5)
     pid = status(BUCKET).pid
-    os.kill(pid, signal.SIGKILL)  # still well before the 5 s write-back
+    signal_checked(pid, signal.SIGKILL, "rclone")  # still well before the 5 s write-back
     assert procs.wait_exit(pid, 5)  # a kill takes effect a moment later: heal a dead mount
     server = env["s3"].data / BUCKET
     assert not any((server / f"unsaved_{i}.txt").exists() for i in range(5))

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import time
 
-from conftest import BUCKET, needs_fuse
+from conftest import BUCKET, needs_fuse, signal_checked
 from helpers_mounts import cli, fuse_mounts
 
 from visionlab.buckets import is_mounted, list_mounts, mount_bucket, status, unmount_bucket
@@ -37,7 +36,7 @@ def test_status_list_and_is_mounted_answer_with_rclone_hung(env):
     'stale' within the probe's bound instead of hanging."""
     mount_bucket(BUCKET)
     pid = status(BUCKET).pid
-    os.kill(pid, signal.SIGSTOP)
+    signal_checked(pid, signal.SIGSTOP, "rclone")
     try:
         time.sleep(1.5)  # past the kernel's attribute cache (rclone's --attr-timeout, 1 s)
         reason = "no answer within 2s"
@@ -55,7 +54,7 @@ def test_status_list_and_is_mounted_answer_with_rclone_hung(env):
         assert proc.returncode == 0, proc
         assert proc.stdout.splitlines()[1].startswith(f"{BUCKET}  stale  s3_remote  {pid}  ")
     finally:
-        os.kill(pid, signal.SIGCONT)
+        signal_checked(pid, signal.SIGCONT, "rclone")
     assert is_mounted(BUCKET)  # it answers again once rclone runs
     unmount_bucket(BUCKET)
     assert fuse_mounts(env["runtime"]) == []

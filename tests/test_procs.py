@@ -21,4 +21,4 @@ def test_zombie_is_dead():
         assert Path(f"/proc/{child.pid}").exists()
         assert procs.is_alive(child.pid) is False
     finally:
-        child.wait()
+        child.wait(10)

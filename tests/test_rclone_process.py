@@ -18,7 +18,7 @@ def sleeper():
     proc = subprocess.Popen(["sleep", "60"])
     yield proc.pid
     proc.kill()
-    proc.wait()
+    proc.wait(10)
 
 
 @pytest.mark.parametrize("platform", ["linux", "darwin"])
@@ -52,4 +52,4 @@ def test_our_rclone_is_recognized_by_its_command_line(monkeypatch, platform):
         assert procs.owner_uid(proc.pid) == os.getuid()
     finally:
         proc.kill()
-        proc.wait()
+        proc.wait(10)

@@ -17,7 +17,7 @@ pytestmark = needs_fuse
 
 def as_nobody(*argv: str) -> subprocess.CompletedProcess:
     return subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
-                           *argv], capture_output=True, text=True)
+                           *argv], capture_output=True, text=True, timeout=120)
 
 
 def runtime_files(runtime: Path) -> list[Path]:

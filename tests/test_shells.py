@@ -30,13 +30,13 @@ SYNTAX = {".sh": ["bash", "-n"], ".bash": ["bash", "-n"], ".zsh": ["zsh", "-n"],
 def test_syntax(path: Path):
     checks = [SYNTAX[path.suffix]] + ([["zsh", "-n"]] if path.suffix == ".sh" else [])
     for argv in checks:
-        result = subprocess.run([*argv, str(path)], capture_output=True, text=True)
+        result = subprocess.run([*argv, str(path)], capture_output=True, text=True, timeout=60)
         assert result.returncode == 0, f"{argv[0]}: {result.stderr}"
 
 
 def test_shellcheck():
     result = subprocess.run(["shellcheck", str(ROOT / "shell" / "buckets.sh")],
-                            capture_output=True, text=True)
+                            capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout
 
 
@@ -94,7 +94,7 @@ class Pane:
         return self.wait_for(rf"^{marker}\s*$")
 
     def close(self) -> None:
-        subprocess.run(["tmux", "-S", self.socket, "kill-server"], capture_output=True)
+        subprocess.run(["tmux", "-S", self.socket, "kill-server"], capture_output=True, timeout=10)
 
 
 def shell_env(env) -> dict[str, str]:

@@ -11,7 +11,7 @@ import threading
 import time
 from pathlib import Path
 
-from conftest import bin_path, needs_fuse
+from conftest import bin_path, needs_fuse, signal_checked
 
 pytestmark = [needs_fuse]
 BKT = "stage-bkt"
@@ -135,7 +135,7 @@ def test_a_bucket_that_does_not_fit_is_refused_and_nothing_is_created(env):
     dataset(env["s3"], n=20, size=1_000_000)  # 20 MB
     small = env["tmp"] / "small"
     small.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(small)], check=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(small)], check=True, timeout=30)
     try:
         environ = {**os.environ, "VISIONLAB_BUCKETS_STAGE_DIR": str(small / "stage")}
         proc = cli(BKT, "--stage", env=environ)
@@ -149,7 +149,7 @@ def test_a_bucket_that_does_not_fit_is_refused_and_nothing_is_created(env):
         assert not os.path.lexists(env["home"] / "s3_buckets")
         assert json.loads(cli("--status", BKT, "--json").stdout)["state"] == "not-mounted"
     finally:
-        subprocess.run(["umount", str(small)], check=True)
+        subprocess.run(["umount", str(small)], check=True, timeout=30)
 
 
 def test_an_interrupted_copy_is_failed_with_its_reason_and_the_next_stage_resumes(env):
@@ -167,7 +167,8 @@ def test_an_interrupted_copy_is_failed_with_its_reason_and_the_next_stage_resume
         time.sleep(0.05)
     try:
         pid = stage_json(env)["pid"]
-        os.killpg(pid, signal.SIGKILL)  # ...and dies, as when its SLURM job ends
+        # ...and dies, as when its SLURM job ends (a pid of 0 would be pytest's own group)
+        signal_checked(pid, signal.SIGKILL, "visionlab.buckets.stager", group=True)
         time.sleep(0.2)
     finally:
         s3.resume()

@@ -9,7 +9,7 @@ import signal
 import subprocess
 from pathlib import Path
 
-from conftest import BUCKET, needs_fuse
+from conftest import BUCKET, needs_fuse, signal_checked
 from helpers_mounts import cli, fuse_mounts
 
 from visionlab.buckets import is_mounted, list_mounts, mount_bucket, status
@@ -93,7 +93,7 @@ def test_busy_mount_is_refused_then_forced(env):
         assert fuse_mounts(env["runtime"]) == []
     finally:
         holder.kill()
-        holder.wait()
+        holder.wait(10)
 
 
 def test_unmount_stale_sweeps_dead_mounts_and_orphans(env):
@@ -102,12 +102,12 @@ def test_unmount_stale_sweeps_dead_mounts_and_orphans(env):
     mount_bucket(BUCKET)
     mount_bucket("second-bucket")
     mount_bucket("third-bucket")
-    os.kill(status(BUCKET).pid, signal.SIGKILL)
+    signal_checked(status(BUCKET).pid, signal.SIGKILL, "rclone")
     # An orphan: rclone alive (stopped) but its mount gone from the table.
     orphan = status("second-bucket").pid
-    os.kill(orphan, signal.SIGSTOP)
+    signal_checked(orphan, signal.SIGSTOP, "rclone")
     subprocess.run(["fusermount3", "-uz", str(env["runtime"] / "rclone" / "second-bucket")],
-                   check=True)
+                   check=True, timeout=30)
     proc = cli("unmount-bucket", "--stale")
     assert proc.returncode == 0, proc.stderr
     assert sorted(proc.stdout.splitlines()) == sorted([

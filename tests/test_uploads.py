@@ -13,7 +13,7 @@ import textwrap
 import time
 
 import pytest
-from conftest import BUCKET, bin_path, needs_fuse
+from conftest import BUCKET, bin_path, finish, needs_fuse, readline, signal_checked
 
 pytestmark = [needs_fuse]
 
@@ -116,7 +116,7 @@ def test_dead_mount_reports_stranded_files_and_the_next_mount_uploads_them(env):
     restart(s3, read_only=True)
     (link / "stranded.txt").write_text("kept in the cache")
     pid = json.loads(cli("--status", BUCKET, "--json").stdout)["pid"]
-    os.kill(pid, signal.SIGKILL)
+    signal_checked(pid, signal.SIGKILL, "rclone")
     time.sleep(0.5)
     info = json.loads(cli("--status", BUCKET, "--json").stdout)
     assert info["state"] == "stale"
@@ -161,21 +161,22 @@ def test_python_writer_exit_leaves_its_files_on_the_server(env, mode):
     script.write_text(WRITER)
     marker = env["tmp"] / "handler-ran"
     proc = subprocess.Popen([sys.executable, str(script), mode], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True,
                             env={**os.environ, "HANDLER_RAN": str(marker)})
-    assert proc.stdout.readline().strip() == "written"
+    assert readline(proc, 120) == "written"
     if mode in ("sigterm", "own-handler"):
         proc.send_signal(signal.SIGTERM)
-    proc.wait(120)
+    _, _, err = finish(proc, 120)
     names = [f"{mode}_{i}.txt" for i in range(20)] + [f"{mode}_big.bin"]
-    assert on_server(s3, names) == set(names), proc.stderr.read()
+    assert on_server(s3, names) == set(names), err
     assert (s3.data / BUCKET / f"{mode}_big.bin").stat().st_size == 8 << 20
     if mode == "own-handler":
         assert marker.read_text() == "yes"  # the program's handler ran, not ours
         assert proc.returncode == 0
     if mode == "sigterm":
         assert proc.returncode == 128 + signal.SIGTERM
-    assert subprocess.run([bin_path("unmount-bucket"), BUCKET], capture_output=True).returncode == 0
+    assert subprocess.run([bin_path("unmount-bucket"), BUCKET], capture_output=True,
+                          timeout=180).returncode == 0
 
 
 def test_doctor_write_finds_read_only_credentials(env):

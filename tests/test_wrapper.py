@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 
-from conftest import BUCKET, bin_path, needs_fuse
+from conftest import BUCKET, bin_path, finish, needs_fuse, readline
 
 from visionlab.buckets.cli import split_command
 
@@ -39,7 +39,7 @@ def test_wrapper_exits_with_the_commands_status_after_its_writes_reached_s3(env)
     assert proc.returncode == 3, proc.stderr
     assert {p.name for p in (s3.data / BUCKET).glob("w_*.txt")} == {"w_1.txt", "w_2.txt", "w_3.txt"}
     # Outside SLURM the mount is this user's shared mount: it stays.
-    assert subprocess.run([bin_path("mount-bucket"), "--status", BUCKET]).returncode == 0
+    assert subprocess.run([bin_path("mount-bucket"), "--status", BUCKET], timeout=60).returncode == 0
 
 
 def test_wrapper_passes_signals_on_and_drains(env):
@@ -56,15 +56,16 @@ def test_wrapper_passes_signals_on_and_drains(env):
     )
     proc = subprocess.Popen([bin_path("mount-bucket"), BUCKET, "--", sys.executable, "-c", code],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            stdin=subprocess.DEVNULL)
-    assert proc.stdout.readline().strip() == "ready"
+                            stdin=subprocess.DEVNULL, start_new_session=True)
+    assert readline(proc, 120) == "ready"
     proc.send_signal(signal.SIGUSR1)
     deadline = time.monotonic() + 10
     while not marker.exists() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert marker.read_text() == "usr1"
     proc.send_signal(signal.SIGTERM)
-    assert proc.wait(120) == 7, proc.stderr.read()
+    code, _, err = finish(proc, 120)
+    assert code == 7, err
     assert (s3.data / BUCKET / "on_term.txt").read_text() == "bye"
 
 

@@ -38,5 +38,8 @@ def sync_bucket(bucket_name: Optional[str] = None, timeout: float = DRAIN_TIMEOU
 
 
 def unmount_bucket(bucket_name: str, timeout: float = DRAIN_TIMEOUT, force: bool = False) -> None:
-    """Unmount a bucket after every pending upload reached S3."""
-    mounts.unmount(bucket_name, timeout=timeout, force=force)
+    """Unmount a bucket after every pending upload reached S3. Raises BucketsError naming the
+    files when some never reached S3 (a dead mount's, kept in its cache for the next mount)."""
+    result = mounts.unmount(bucket_name, timeout=timeout, force=force)
+    if result and result.stranded:
+        raise mounts.left_unsaved(result)

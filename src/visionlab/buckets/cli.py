@@ -403,6 +403,16 @@ def _describe_unmount(result) -> str:
     return f"{what} {result.remote}:{result.bucket} from {result.mount_point}{links}{kept}"
 
 
+def _unsaved(results) -> int:
+    """An unmount that left files never uploaded is no success: one error line each, exit 1."""
+    from .mounts import left_unsaved
+
+    left = [r for r in results if r is not None and not isinstance(r, Exception) and r.stranded]
+    for result in left:
+        click.echo(f"error: {left_unsaved(result)}", err=True)
+    return 1 if left else 0
+
+
 @click.command(context_settings=_CONTEXT)
 @click.argument("bucket", required=False, shell_complete=_complete_mounted)
 @click.option("--all", "all_", is_flag=True, help="Unmount every bucket of this user.")
@@ -440,7 +450,7 @@ def unmount_cmd(bucket: Optional[str], all_: bool, stale: bool, force: bool, tim
             dropped = _run(drop, _run(parse, bucket))
             if not quiet:
                 click.echo(f"{'removed the' if dropped else 'no'} staged copy of {bucket}")
-        return
+        sys.exit(_unsaved([result]))
     if stale:
         cleaned = _run(mounts.sweep_stale)
         if not quiet:
@@ -448,7 +458,7 @@ def unmount_cmd(bucket: Optional[str], all_: bool, stale: bool, force: bool, tim
                 click.echo(_describe_unmount(result))
             if not cleaned:
                 click.echo("no stale mounts")
-        return
+        sys.exit(_unsaved(cleaned))
     results = _run(mounts.unmount_all, timeout, force, lambda b: _UploadProgress(b, quiet))
     failed = 0
     for result in results:
@@ -459,7 +469,7 @@ def unmount_cmd(bucket: Optional[str], all_: bool, stale: bool, force: bool, tim
             click.echo(_describe_unmount(result))
     if not results and not quiet:
         click.echo("no buckets mounted")
-    if failed:
+    if failed or _unsaved(results):
         sys.exit(1)
 
 

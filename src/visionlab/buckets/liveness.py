@@ -22,6 +22,16 @@ def answers(paths: layout.BucketPaths, st: Optional[state.MountState],
     return alive, reason
 
 
+def still_serving(paths: layout.BucketPaths, st: Optional[state.MountState]) -> bool:
+    """The recorded rclone still runs and is ours (by its command line). A mount that did not
+    answer the quick probe while it runs is slow (a loaded machine) or hung, never dead: only
+    rclone itself (its rc) can say what is not yet uploaded."""
+    from . import rclone
+
+    return bool(st and st.pid and rclone.is_mount_process(st.pid, st.remote, paths.bucket,
+                                                          str(paths.mount_point)))
+
+
 def is_live(paths: layout.BucketPaths, st: Optional[state.MountState] = None,
             probed: Optional[tuple] = None) -> bool:
     """In the mount table, answering, and served by its recorded rclone. `st` is read from the

@@ -22,7 +22,7 @@ from . import layout, links, mounttable, names, procs, scopes, state, teardown
 # behind them) are imported inside the functions that start or stop rclone: --status, --list and
 # the already-mounted path never need them, and they cost ~15 ms of start-up.
 from .errors import BucketsError, LinkConflict, MountFailed, NotMounted, RemoteMismatch
-from .liveness import PROBE_TIMEOUT, answers, is_live, mounted_remote
+from .liveness import PROBE_TIMEOUT, answers, is_live, mounted_remote, still_serving
 from .lock import bucket_lock
 from .mountinfo import MountInfo, is_mounted, known_buckets, list_mounts, status
 from .rcconf import DEFAULT_REMOTE
@@ -437,7 +437,7 @@ def _unmount_locked(paths: layout.BucketPaths, timeout: float, force: bool,
     if not st and not entry:
         raise not_mounted
     remote = mounted_remote(entry, st) if entry else st.remote if st else None
-    if entry and answers(paths, st)[0]:
+    if entry and (answers(paths, st)[0] or still_serving(paths, st)):  # slow is not dead
         from . import uploads
 
         try:
@@ -447,9 +447,12 @@ def _unmount_locked(paths: layout.BucketPaths, timeout: float, force: bool,
             if st and st.pid and not procs.is_alive(st.pid):
                 return _unmount_dead(paths, st, remote)  # rclone died just now
             if not force:
+                left = uploads.unsaved(paths)
+                named = f"; not yet uploaded: {', '.join(left)}" if left else ""
                 raise BucketsError(
-                    f"cannot ask rclone about pending uploads ({exc})",
-                    "use --force to unmount anyway (unsaved uploads may be lost)",
+                    f"cannot ask rclone about pending uploads ({exc}){named}",
+                    "the mount and its cache were left in place; run this again once rclone "
+                    "answers, or use --force to unmount anyway (unsaved uploads may be lost)",
                 ) from exc
         lazy = teardown.detach(paths, lazy_if_busy=force)
         removed = teardown.take_down(paths, st, lazy=lazy)
@@ -465,6 +468,15 @@ def _unmount_dead(paths: layout.BucketPaths, st: Optional[state.MountState],
     removed, stranded = teardown.clean_dead(paths, st)
     return UnmountResult(bucket=paths.bucket, mount_point=str(paths.mount_point), remote=remote,
                          was_stale=True, lazy=False, removed_links=removed, stranded=stranded)
+
+
+def left_unsaved(result: UnmountResult) -> BucketsError:
+    """An unmount that left files never uploaded is no success: the error that names them."""
+    shown = ", ".join(result.stranded[:10]) + (
+        f" and {len(result.stranded) - 10} more" if len(result.stranded) > 10 else "")
+    return BucketsError(f"{result.bucket}: {len(result.stranded)} file(s) never uploaded: {shown}",
+                        "they are kept in the cache on this node; "
+                        f"'mount-bucket {result.bucket}' uploads them")
 
 
 def unmount_all(timeout: float = DRAIN_TIMEOUT, force: bool = False,
@@ -504,6 +516,8 @@ def sweep_stale() -> list[UnmountResult]:
     for paths, info in mountinfo.described(scopes.all_paths()):
         if info.state != "stale":
             continue
+        if mounttable.find(str(paths.mount_point)) and still_serving(paths, state.load(paths.state)):
+            continue  # its rclone runs (slow, or hung): not dead; `unmount-bucket B` decides
         try:
             result = unmount(paths.bucket, scope=paths.scope)
         except NotMounted:
