@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from conftest import needs_fuse
+from conftest import needs_fuse, signal_checked
 
 CHECKOUT = Path(__file__).resolve().parent.parent
 SCRIPT = CHECKOUT / "scripts" / "try-without-aws.sh"
@@ -46,8 +46,8 @@ def scratch():
                 subprocess.run(["fusermount3", "-uz", line.split()[4]], capture_output=True,
                                timeout=30, check=False)
     for pid in _processes(str(top)):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError, AssertionError):  # gone meanwhile
+            signal_checked(pid, signal.SIGKILL, str(top))
     shutil.rmtree(top, ignore_errors=True)
 
 
@@ -94,7 +94,7 @@ def test_keep_writes_an_env_file_a_new_shell_can_source(scratch):
     pid = int(server.group(1))
     assert pid in _processes("serve s3 --addr 127.0.0.1:")
     assert pid in _processes(str(work))  # the demo's own server, checked before it is signalled
-    os.kill(pid, signal.SIGTERM)
+    signal_checked(pid, signal.SIGTERM, "serve s3")
 
 
 @needs_fuse

@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from conftest import ACCESS_KEY, BUCKET, SECRET_KEY, S3Server, write_rclone_config
+from conftest import ACCESS_KEY, BUCKET, SECRET_KEY, S3Server, signal_checked, write_rclone_config
 
 USER = "vbnormal"
 DEVICE = "/dev/fuse"
@@ -159,8 +159,8 @@ def sandbox(user):
         if mp.startswith(str(top)):
             _run(["fusermount3", "-uz", mp], timeout=30)
     for pid in _user_processes(user, str(top)):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError, AssertionError):  # gone meanwhile
+            signal_checked(pid, signal.SIGKILL, str(top))
     shutil.rmtree(top, ignore_errors=True)
 
 

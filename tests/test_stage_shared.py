@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import bin_path, needs_fuse
+from conftest import bin_path, needs_fuse, signal_checked
 
 pytestmark = [needs_fuse]
 BKT = "stage-bkt"
@@ -142,7 +142,8 @@ def test_a_waiter_takes_over_the_copy_when_the_job_that_ran_it_is_killed(env):
             s3.pause()
             time.sleep(0.05)
         first = stage_json(env)["pid"]
-        os.killpg(first, signal.SIGKILL)  # ...and the stager dies, as when its job is cancelled
+        # ...and the stager dies, as when its job is cancelled
+        signal_checked(first, signal.SIGKILL, "visionlab.buckets.stager", group=True)
         done_before = len(list(work.glob("*.bin")))
     finally:
         s3.resume()
