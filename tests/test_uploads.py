@@ -18,23 +18,6 @@ from conftest import BUCKET, bin_path, finish, needs_fuse, readline, signal_chec
 pytestmark = [needs_fuse]
 
 
-def restart(server, read_only: bool) -> None:
-    """Stop the loopback server and start it again on the same port, refusing writes or not."""
-    server.stop()
-    original = subprocess.Popen
-
-    def popen(argv, *args, **kwargs):
-        if read_only and "serve" in argv:
-            argv = [*argv[:3], "--read-only", *argv[3:]]
-        return original(argv, *args, **kwargs)
-
-    subprocess.Popen = popen
-    try:
-        server.start()
-    finally:
-        subprocess.Popen = original
-
-
 def cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
     name = "unmount-bucket" if args and args[0] == "unmount" else "mount-bucket"
     argv = [bin_path(name), *(args[1:] if name == "unmount-bucket" else args)]
@@ -49,7 +32,7 @@ def test_refused_uploads_are_reported_then_synced_when_the_server_accepts(env):
     s3 = env["s3"]
     assert cli(BUCKET).returncode == 0
     link = env["home"] / "s3_buckets" / BUCKET
-    restart(s3, read_only=True)
+    s3.restart(read_only=True)
     names = [f"refused_{i}.txt" for i in range(3)]
     for n in names:
         (link / n).write_text(n)
@@ -89,7 +72,7 @@ def test_refused_uploads_are_reported_then_synced_when_the_server_accepts(env):
     assert json.loads(cli("--status", BUCKET, "--json").stdout)["state"] == "alive"
 
     # The server accepts again: --sync uploads everything and says so.
-    restart(s3, read_only=False)
+    s3.restart(read_only=False)
     synced = cli("--sync", BUCKET)
     assert synced.returncode == 0, synced
     assert synced.stdout.strip() == f"synced: every upload reached S3 ({BUCKET})"
@@ -113,7 +96,7 @@ def test_dead_mount_reports_stranded_files_and_the_next_mount_uploads_them(env):
     s3 = env["s3"]
     assert cli(BUCKET).returncode == 0
     link = env["home"] / "s3_buckets" / BUCKET
-    restart(s3, read_only=True)
+    s3.restart(read_only=True)
     (link / "stranded.txt").write_text("kept in the cache")
     pid = json.loads(cli("--status", BUCKET, "--json").stdout)["pid"]
     signal_checked(pid, signal.SIGKILL, "rclone")
@@ -124,7 +107,7 @@ def test_dead_mount_reports_stranded_files_and_the_next_mount_uploads_them(env):
     human = cli("--status", BUCKET)
     assert "1 file(s) written but never uploaded: stranded.txt" in human.stdout
     assert f"'mount-bucket {BUCKET}' uploads them" in human.stdout
-    restart(s3, read_only=False)
+    s3.restart(read_only=False)
     assert cli(BUCKET).returncode == 0  # heals; rclone finds the file in its cache
     assert cli("--sync", BUCKET).returncode == 0
     assert (s3.data / BUCKET / "stranded.txt").read_text() == "kept in the cache"
@@ -186,7 +169,7 @@ def test_doctor_write_finds_read_only_credentials(env):
     assert f"ok    write {BUCKET}: put and deleted s3_remote:{BUCKET}/.visionlab-buckets-doctor-write-test-" \
         in ok.stdout
     assert not [p for p in os.listdir(s3.data / BUCKET) if "doctor" in p]
-    restart(s3, read_only=True)
+    s3.restart(read_only=True)
     refused = cli("--doctor", BUCKET, "--write")
     assert refused.returncode == 1
     line = [ln for ln in refused.stdout.splitlines() if ln.startswith("fail  write")]
