@@ -36,10 +36,13 @@ class Hold:
             return False
         if self.result.newly_mounted and self.paths.scope:
             try:
-                mounts.unmount(self.result.bucket, timeout, scope=self.paths.scope,
-                               release_hold=self.file)
+                done = mounts.unmount(self.result.bucket, timeout, scope=self.paths.scope,
+                                      release_hold=self.file)
             except BucketsError as exc:
                 report(f"error: {exc}")
+                return False
+            if done and done.stranded:  # closed after the sync, or the mount died meanwhile
+                report(f"error: {mounts.left_unsaved(done)}")
                 return False
             return True
         with bucket_lock(self.paths.lock), contextlib.suppress(FileNotFoundError):
