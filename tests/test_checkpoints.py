@@ -170,14 +170,14 @@ def test_time_left_comes_from_killwait_and_the_jobs_end(tmp_path, monkeypatch):
 
 
 def test_the_line_says_whether_the_uploads_fit():
-    o = deadline.Outlook(pending=2_000_000_000, files=1, open_files=0, rate=100e6,
+    o = deadline.Outlook(pending=2_000_000_000, files=1, rate=100e6,
                          rate_is_current=True, buckets=["results"], unanswered=[])
     assert deadline.describe("SIGTERM", o, 30.0, "KillWait") == (
         "visionlab-buckets: SIGTERM: 2,000.0 MB to upload (1 file(s), results), uploading at "
         "100.0 MB/s (~20 s); SIGKILL in 30 s (KillWait): fits")
     assert deadline.describe("SIGTERM", o, 10.0, "KillWait").endswith(
         "SIGKILL in 10 s (KillWait): does NOT fit (short by ~10 s)")
-    idle = o._replace(pending=0, files=0, open_files=2)
+    idle = o._replace(pending=0, files=0)
     assert deadline.describe("SIGUSR1", idle, None, "not in a SLURM job") == (
-        "visionlab-buckets: SIGUSR1: nothing left to upload (results), 2 more file(s) open "
-        "(counted once closed); time before SIGKILL unknown (not in a SLURM job)")
+        "visionlab-buckets: SIGUSR1: nothing left to upload (results); time before SIGKILL "
+        "unknown (not in a SLURM job)")

@@ -33,7 +33,6 @@ class Outlook(NamedTuple):
 
     pending: int  # bytes
     files: int
-    open_files: int  # open through the mounts: what is still being written is not queued yet
     rate: float  # bytes/s
     rate_is_current: bool  # an upload is under way (else: the rate seen earlier, or none)
     buckets: list[str]
@@ -44,7 +43,7 @@ def outlook(mounts: Iterable[BucketPaths]) -> Outlook:
     """Pending bytes and upload rate of every mount in `mounts`, from rclone's rc."""
     from . import rclone
 
-    pending = files = open_files = 0
+    pending = files = 0
     current = seen = 0.0
     buckets, unanswered = [], []
     for paths in mounts:
@@ -59,10 +58,9 @@ def outlook(mounts: Iterable[BucketPaths]) -> Outlook:
             done = rate.sent.get(item.name, 0) if item.uploading else 0
             pending += max(0, item.size - done)
         files += len(queue)
-        open_files += max(0, rate.open_files - len(queue))  # rclone counts queued files in use
         current += rate.current
         seen += rate.seen
-    return Outlook(pending, files, open_files, current or seen, current > 0, buckets, unanswered)
+    return Outlook(pending, files, current or seen, current > 0, buckets, unanswered)
 
 
 def _mb(n: float) -> str:
@@ -77,8 +75,6 @@ def describe(signame: str, o: Outlook, left: Optional[float], why: str) -> str:
         text = f"{_mb(o.pending)} to upload ({o.files} file(s), {where})"
     else:
         text = f"nothing left to upload ({where or 'no mount answered'})"
-    if o.open_files:
-        text += f", {o.open_files} more file(s) open (counted once closed)"
     if o.unanswered:
         text += f", no answer from the mount of {', '.join(o.unanswered)}"
     need = None

@@ -460,16 +460,16 @@ def expedite_uploads(socket_path: Path) -> None:
 
 
 class UploadRate(NamedTuple):
-    """How fast a mount uploads (rc `core/stats`, `vfs/stats`)."""
+    """How fast a mount uploads (rc `core/stats`). rclone's rc tells no count of files open
+    through the mount (vfs/stats' `inUse` counts users of the VFS itself: 1 for a mount)."""
 
     sent: dict[str, int]  # bytes already sent of each file being uploaded
     current: float  # bytes/s of the uploads under way (rclone's moving average), 0 when none
     seen: float  # bytes/s over the time this mount's transfers ran so far, 0 when none yet
-    open_files: int  # files open through the mount (a file still being written is not queued)
 
 
 def upload_rate(socket_path: Path, timeout: float = 5.0) -> UploadRate:
-    """Bytes sent, the upload rate now and seen so far, and the files open on a mount."""
+    """Bytes sent, and the upload rate now and seen so far, of a mount."""
     stats = _rc(socket_path, "core/stats", timeout=timeout)
     sent: dict[str, int] = {}
     current = 0.0
@@ -479,9 +479,7 @@ def upload_rate(socket_path: Path, timeout: float = 5.0) -> UploadRate:
             current += float(item.get("speedAvg") or item.get("speed") or 0)
         except (KeyError, TypeError, ValueError):
             continue
-    in_use = _rc(socket_path, "vfs/stats", timeout=timeout).get("inUse", 0)
-    return UploadRate(sent, current, float(stats.get("speed") or 0),
-                      in_use if isinstance(in_use, int) else 0)
+    return UploadRate(sent, current, float(stats.get("speed") or 0))
 
 
 # ---------------------------------------------------------------------------- the log and cache
