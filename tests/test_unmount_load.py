@@ -146,6 +146,30 @@ def test_a_file_closed_just_before_sync_is_on_s3_when_it_returns(env):
     assert missing == []
 
 
+def test_sync_waits_for_a_file_whose_close_has_not_reached_rclone(env):
+    """The window between close() and rclone queueing the file, made long on purpose: the file
+    is still open (rclone holds its cache copy) when --sync starts and is closed 1.5 s later
+    (past the 1 s of calm --sync waits for, inside the 3 s it gives a file still open). --sync
+    must return with it on S3."""
+    import threading
+
+    from visionlab.buckets import sync_bucket
+
+    link = mount_bucket(BUCKET)
+    server = env["s3"].data / BUCKET / "late.bin"
+    f = open(link / "late.bin", "wb")  # noqa: SIM115 - closed by the timer, during the sync
+    f.write(b"x" * 100_000)
+    f.flush()
+    closer = threading.Timer(1.5, f.close)
+    closer.start()
+    try:
+        sync_bucket(BUCKET, timeout=60)
+        on_s3 = server.exists()
+    finally:
+        closer.join(10)
+    assert on_s3
+
+
 def test_unmount_stale_leaves_a_mount_whose_rclone_still_runs(env):
     """`--stale` cleans dead mounts and orphaned rclones; a mount that does not answer in time
     while its rclone runs (stopped here: as slow as it gets) is neither, and stays, uploads and

@@ -106,21 +106,31 @@ def holders(path: str, limit: int = 5) -> list[tuple[int, str]]:
     return found
 
 
-def _holds(pid: int, path: str, prefix: str) -> bool:
-    def inside(link: str) -> bool:
-        try:
-            target = os.readlink(link)
-        except OSError:
-            return False
-        return target == path or target.startswith(prefix)
+def _inside(link: str, path: str, prefix: str) -> bool:
+    try:
+        target = os.readlink(link)
+    except OSError:
+        return False
+    return target == path or target.startswith(prefix)
 
-    if inside(f"/proc/{pid}/cwd") or inside(f"/proc/{pid}/root"):
+
+def _holds(pid: int, path: str, prefix: str) -> bool:
+    if _inside(f"/proc/{pid}/cwd", path, prefix) or _inside(f"/proc/{pid}/root", path, prefix):
         return True
+    return bool(has_open_file_under(pid, path))
+
+
+def has_open_file_under(pid: int, path: str) -> Optional[bool]:
+    """Does `pid` hold a file below `path` open? None when that cannot be seen here (no /proc,
+    as on macOS, or not our process)."""
+    if not sys.platform.startswith("linux"):
+        return None
     try:
         fds = os.listdir(f"/proc/{pid}/fd")
     except OSError:
-        return False
-    return any(inside(f"/proc/{pid}/fd/{fd}") for fd in fds)
+        return None
+    prefix = path.rstrip("/") + "/"
+    return any(_inside(f"/proc/{pid}/fd/{fd}", path, prefix) for fd in fds)
 
 
 def describe(holder: Optional[tuple[int, str]]) -> str:

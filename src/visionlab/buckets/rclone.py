@@ -357,6 +357,7 @@ class Uploads(NamedTuple):
     in_progress: int
     queued: int
     items: list[QueueItem]
+    cached: int = 1  # files in its VFS cache (0: nothing was written or opened through it)
 
     @property
     def pending(self) -> int:
@@ -442,7 +443,7 @@ def uploads(socket_path: Path, timeout: float = 5.0) -> Uploads:
             items = upload_queue(socket_path, timeout)
         except OSError:
             items = []
-    return Uploads(in_progress, queued, items)
+    return Uploads(in_progress, queued, items, int(stats.get("files", 1)))
 
 
 def expedite_uploads(socket_path: Path) -> None:

@@ -17,17 +17,19 @@ from __future__ import annotations
 import time
 from typing import Callable, NamedTuple, Optional
 
-from . import layout, rclone, state
-from .errors import PendingUploads, UploadsFailing
+from . import layout, procs, rclone, state
+from .errors import BucketsError, PendingUploads, UploadsFailing
 
 FAIL_AFTER = 2  # failed attempts of a sampled file (at least one of them during the wait)
 SAMPLE = 3  # how many files must keep failing (all of them when fewer are pending)
 PUSH_EVERY = 1.0  # seconds between asking rclone to upload queued files now
-# A file closed just before the wait is in neither rclone's queue nor marked dirty in its cache
-# for a moment (up to ~50 ms measured on an idle machine, more under load): FUSE delivers the
-# release after close() returns. So "nothing left" must hold for QUIET s: an empty queue and no
-# dirty file in the cache. Dirty files not queued within SETTLE s are still open for writing:
-# not waited for.
+# A file closed just before the wait is not in rclone's queue yet: FUSE delivers the release a
+# moment after close() returns (up to ~50 ms measured on an idle machine, more under load); until
+# rclone has it, it holds the file's cache copy open (seen in /proc on Linux) and its cache record
+# says dirty; then it closes the copy and queues the file. So an empty queue means "done" once,
+# for QUIET s, rclone held no cache file open and none was dirty (or at once when its cache is
+# empty: nothing was written through it). A file still open after SETTLE s is being written by a
+# program that has not closed it: not waited for.
 QUIET = 1.0
 SETTLE = 3.0
 
@@ -73,6 +75,22 @@ def unsaved(paths: layout.BucketPaths) -> list[str]:
     return rclone.unsaved_files(paths.cache, paths.bucket)
 
 
+def _calm(paths: layout.BucketPaths, st: Optional[state.MountState]) -> bool:
+    """Is nothing on its way to rclone's queue: no cache file held open by rclone (where that
+    can be seen), none dirty?"""
+    held = procs.has_open_file_under(st.pid, str(paths.cache)) if st and st.pid else None
+    return not held and not unsaved(paths)
+
+
+def _read_only(profile: str) -> bool:
+    from . import profiles
+
+    try:
+        return profiles.get(profile).read_only
+    except BucketsError:  # an unknown profile name: assume it writes
+        return False
+
+
 def _shown(names: list[str], limit: int = 10) -> str:
     text = ", ".join(names[:limit]) or "unknown files"
     return text + (f" and {len(names) - limit} more" if len(names) > limit else "")
@@ -90,7 +108,7 @@ def wait_uploaded(paths: layout.BucketPaths, st: Optional[state.MountState], tim
     last_push = 0.0
     start_failures: dict[int, int] = {}
     fewest = None
-    idle_since = None
+    idle_since = calm_since = None
     while True:
         now = time.monotonic()
         if now - last_push >= PUSH_EVERY:
@@ -98,12 +116,15 @@ def wait_uploaded(paths: layout.BucketPaths, st: Optional[state.MountState], tim
             last_push = now
         queue = rclone.uploads(paths.socket)
         if queue.pending == 0:
+            if queue.cached == 0 or (st and _read_only(st.profile)):
+                return  # nothing was written through it
             idle_since = idle_since or now
-            if now - idle_since >= SETTLE or (now - idle_since >= QUIET and not unsaved(paths)):
+            calm_since = (calm_since or now) if _calm(paths, st) else None
+            if now - idle_since >= SETTLE or (calm_since and now - calm_since >= QUIET):
                 return
-            time.sleep(0.1)
+            time.sleep(0.05)
             continue
-        idle_since = None
+        idle_since = calm_since = None
         current = report(paths, st, queue=queue)
         remaining = deadline - now
         if progress:
