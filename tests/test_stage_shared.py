@@ -162,6 +162,34 @@ def test_a_waiter_takes_over_the_copy_when_the_job_that_ran_it_is_killed(env):
         assert (link / rel).read_bytes() == files[rel]
 
 
+def test_the_job_that_started_the_copy_unmounting_leaves_it_to_a_job_waiting_for_it(env):
+    """Job 311 stages without waiting and unmounts (its script or wrapper ends) while job 312
+    waits for the copy: the copy goes on, and 312's --wait returns with its link on it. The copy
+    is held (SIGSTOP) across the unmount so that it cannot finish first, and let go during it."""
+    files = dataset(env["s3"], n=300, size=50_000)
+    code, _out, err = finish(start(BKT, "--stage", "--root", str(env["tmp"] / "r1"), job="311"))
+    assert code == 0, err
+    copier = stage_json(env)["pid"]
+    wait_for(lambda: os.getpgid(copier) == copier)  # it leads its group (stager and rclone)
+    signal_checked(copier, signal.SIGSTOP, "visionlab.buckets.stager", group=True)
+    try:
+        waiter = start(BKT, "--stage", "--wait", job="312")
+        link = env["runtime"] / "s3_buckets" / BKT
+        wait_for(lambda: os.path.lexists(link))  # the waiter's mount is there; it waits
+        unmount = subprocess.Popen([bin_path("unmount-bucket"), BKT], env=in_job("311"),
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                   stdin=subprocess.DEVNULL)
+        time.sleep(1.0)  # the unmount has decided about the copy by now
+    finally:
+        signal_checked(copier, signal.SIGCONT, "visionlab.buckets.stager", group=True)
+    code, _out, err = finish(unmount)
+    assert code == 0, err
+    code, _out, err = finish(waiter, timeout=180)
+    assert code == 0, err
+    assert Path(os.path.realpath(link)) == stage_dir(env) / "copy-1"
+    assert (link / "train/f0299.bin").read_bytes() == files["train/f0299.bin"]
+
+
 def test_ddp_ranks_of_one_step_share_one_mount_and_one_copy(env):
     files = dataset(env["s3"])
     code = ("import os, sys\n"

@@ -407,14 +407,26 @@ def _is_stager(pid: int) -> bool:
 
 
 def stop_for(bucket: str, scope: str) -> None:
-    """The mount of `scope` went away: end a copy in progress that was staged for it, and move
-    the stage dir's `mount` link to a mount still there."""
+    """The mount of `scope` went away: end a copy in progress that was staged for it, unless
+    another mount of the bucket on this node is still there (another job may be waiting for the
+    copy; if the copy's process ends with its job, a waiter resumes it), and move the stage
+    dir's `mount` link to a mount still there."""
     if not layout.stage_paths(bucket).state.exists():
         return
     st = load(layout.stage_paths(bucket))
-    if st and st.scope == scope:
+    if st and st.scope == scope and not _other_mounts(bucket, scope):
         stop(bucket)
     keep_mount_link(bucket)
+
+
+def _other_mounts(bucket: str, scope: str) -> bool:
+    """Is a mount of `bucket` in another scope still there (its rclone running)?"""
+    for other in _scopes():
+        if other != scope:
+            st = state.load(layout.paths_for(bucket, other).state)
+            if st and procs.is_alive(st.pid):
+                return True
+    return False
 
 
 def stop(bucket: str) -> None:
