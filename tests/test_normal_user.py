@@ -8,7 +8,6 @@ Needs root (to create the user and grant the ACL): skipped otherwise, with the r
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import pwd
 import shutil
@@ -25,7 +24,6 @@ USER = "vbnormal"
 DEVICE = "/dev/fuse"
 SYSTEM_PYTHON = "/usr/bin/python3"
 CHECKOUT = Path(__file__).resolve().parent.parent
-VENV_CACHE = Path("/tmp/vb-normal-user")
 
 
 def _why_skip() -> str:
@@ -63,39 +61,14 @@ def user() -> pwd.struct_passwd:
         return pwd.getpwnam(USER)
 
 
-def _sources_key() -> str:
-    h = hashlib.sha256(Path(SYSTEM_PYTHON).resolve().name.encode())
-    files = [CHECKOUT / "pyproject.toml"] + sorted(
-        p for p in (CHECKOUT / "src").rglob("*") if p.is_file() and "__pycache__" not in p.parts)
-    for p in files:
-        h.update(str(p.relative_to(CHECKOUT)).encode() + b"\0" + p.read_bytes() + b"\0")
-    return h.hexdigest()[:16]
-
-
 @pytest.fixture(scope="module")
 def user_venv() -> Path:
     """A venv of the system python with this checkout[rclone] installed (a copy), readable by
-    every user: this test's python lives under /root, which the user cannot read. Cached by a
-    hash of the sources."""
-    VENV_CACHE.mkdir(mode=0o755, exist_ok=True)
-    venv = VENV_CACHE / f"venv-{_sources_key()}"
-    if (venv / ".complete").exists():
-        return venv
-    for old in VENV_CACHE.glob("venv-*"):
-        shutil.rmtree(old, ignore_errors=True)
-    res = _run([SYSTEM_PYTHON, "-m", "venv", str(venv)])
-    assert res.returncode == 0, res.stderr
-    res = _run([str(venv / "bin/pip"), "install", "-q", "--disable-pip-version-check",
-                f"{CHECKOUT}[rclone]"], timeout=600, cwd="/")
-    assert res.returncode == 0, res.stderr[-2000:]
-    for dirpath, _dirs, files in os.walk(venv):
-        os.chmod(dirpath, os.stat(dirpath).st_mode | 0o555)
-        for name in files:
-            path = os.path.join(dirpath, name)
-            if not os.path.islink(path):
-                os.chmod(path, os.stat(path).st_mode | 0o444)
-    (venv / ".complete").write_text("ok\n")
-    return venv
+    every user: this test's python lives under /root, which the user cannot read. The SLURM
+    tests' venv, built once per source tree."""
+    from slurm_cluster import ensure_user_venv
+
+    return ensure_user_venv(CHECKOUT)
 
 
 def _user_can_open(user: pwd.struct_passwd) -> bool:

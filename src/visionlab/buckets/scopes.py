@@ -140,6 +140,7 @@ def unshared_links(paths: layout.BucketPaths, st: state.MountState) -> list[str]
         if heir is None:
             mine.append(link)
             continue
-        if links.target_of(link) == str(paths.mount_point):  # on the copy: it stays there
+        # On this mount: it moves to the heir (a link on the copy stays where it is).
+        if links.target_of(link) == str(paths.mount_point):
             links.replace(Path(link), heir[1].staged or str(heir[0].mount_point))
     return mine
