@@ -133,7 +133,7 @@ class Rig:
 
     # -- a bare rclone mount with candidate flags
     def bare(self, key: str, src: Path, flags: list[str], env: dict[str, str]) -> None:
-        from visionlab.buckets import rclone
+        from visionlab.buckets.system import rclone
 
         name = "x" + str(abs(hash(key)) % 10**6)
         mp = self.w.work / "mnt" / name

@@ -56,7 +56,7 @@ QUICK = {"dirs": 4, "files": 160, "size": 110 * 1024, "large": 2, "large_size": 
 # Flags shared by the read-only candidates below (what the design notes already measured).
 _RO = ["--read-only", "--no-modtime", "--dir-cache-time", "1h", "--attr-timeout", "1h"]
 # Candidate flag sets, mounted with a bare `rclone mount` (only with --explore). What wins goes
-# into src/visionlab/buckets/profiles.py and is then measured through `mount-bucket --profile`.
+# into src/visionlab/buckets/records/profiles.py and is then measured through `mount-bucket --profile`.
 EXPLORE: dict[str, list[str]] = {
     "off-ro": [*_RO],
     "off-ro-streams4": [*_RO, "--vfs-read-chunk-streams", "4", "--vfs-read-chunk-size", "8M"],
@@ -812,7 +812,7 @@ def main(argv=None) -> int:
     if args.rounds:
         sizes["rounds"] = args.rounds
 
-    from visionlab.buckets import profiles
+    from visionlab.buckets.records import profiles
 
     world = World(sizes, args.keep)
     atexit.register(world.cleanup)

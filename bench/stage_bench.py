@@ -517,7 +517,10 @@ def main(argv=None) -> int:
         subprocess.run(["tar", "-x", "-C", snap], input=archive, check=True)
         world.env["PYTHONPATH"] = str(snap / "src")  # before the editable install's .pth entry
         sys.path.insert(0, str(snap / "src"))
-    from visionlab.buckets import profiles
+    try:
+        from visionlab.buckets.records import profiles
+    except ImportError:  # a --rev from before the layers were folders (flat modules)
+        from visionlab.buckets import profiles
 
     proxy: list[Proxy] = []
     atexit.register(world.cleanup)

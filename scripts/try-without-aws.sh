@@ -73,7 +73,7 @@ check_prerequisites() {
         fi
     fi
     # FUSE, as mount-bucket checks it (the device opens read-write for this user).
-    if line="$(repo_python -m visionlab.buckets.fuse 2>&1)"; then
+    if line="$(repo_python -m visionlab.buckets.system.fuse 2>&1)"; then
         say "ok    FUSE: ${line#ok }"
     else
         say "fail  FUSE: ${line#fail }" >&2

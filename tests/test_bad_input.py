@@ -10,7 +10,8 @@ import pytest
 from click.testing import CliRunner
 from conftest import BUCKET, bin_path, files_under, needs_fuse
 
-from visionlab.buckets import cli, rclone
+from visionlab.buckets import cli
+from visionlab.buckets.system.rclone import _binary as rclone_binary
 
 
 def run(*args: str, **kw) -> subprocess.CompletedProcess:
@@ -135,7 +136,7 @@ def test_something_at_symlink_path(env, kind):
 
 def test_rclone_missing(env, monkeypatch):
     monkeypatch.setenv("PATH", "/nonexistent")
-    monkeypatch.setattr(rclone, "_beside_python", lambda: [])
+    monkeypatch.setattr(rclone_binary, "_beside_python", lambda: [])
     before = snapshot(env)
     result = CliRunner().invoke(cli.mount_cmd, [BUCKET])
     assert result.exit_code == 1

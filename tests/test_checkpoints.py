@@ -17,7 +17,9 @@ from pathlib import Path
 import pytest
 from conftest import BUCKET, bin_path, needs_fuse
 
-from visionlab.buckets import deadline, layout, rclone, slurm
+from visionlab.buckets.records import layout
+from visionlab.buckets.system import rclone, slurm
+from visionlab.buckets.uploads import deadline
 
 SIZE = 3_000_000  # "3.0 MB" in the line
 

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 from conftest import bin_path
 
-from visionlab.buckets import completion, layout
+from visionlab.buckets.records import layout
+from visionlab.buckets.setup import completion
 
 ROOT = Path(__file__).resolve().parent.parent
 

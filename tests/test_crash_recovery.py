@@ -9,7 +9,8 @@ import time
 from conftest import BUCKET, needs_fuse, signal_checked
 from helpers_mounts import cli, fuse_mounts, rclone_pids
 
-from visionlab.buckets import is_mounted, mount_bucket, procs, status, unmount_bucket
+from visionlab.buckets import is_mounted, mount_bucket, status, unmount_bucket
+from visionlab.buckets.system import procs
 
 pytestmark = needs_fuse
 

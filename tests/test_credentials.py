@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from visionlab.buckets import credentials
 from visionlab.buckets.errors import CredentialsMissing
+from visionlab.buckets.system import credentials
 
 AWS_VARS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE", "AWS_DEFAULT_PROFILE",
             "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",

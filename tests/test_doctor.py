@@ -10,7 +10,7 @@ import subprocess
 import pytest
 from conftest import BUCKET, bin_path
 
-from visionlab.buckets import platform, rclone
+from visionlab.buckets.system import platform, rclone
 
 CRED_HINT = ("export AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or set AWS_PROFILE); "
              "see the README's 'AWS Credentials Setup'")

@@ -13,8 +13,8 @@ import subprocess
 import pytest
 from conftest import bin_path
 
-from visionlab.buckets import fuse
 from visionlab.buckets.errors import FuseUnavailable
+from visionlab.buckets.system import fuse
 
 needs_fusermount = pytest.mark.skipif(
     not (shutil.which("fusermount3") or shutil.which("fusermount")),

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from visionlab.buckets import layout
 from visionlab.buckets.errors import UnsafePath
+from visionlab.buckets.records import layout
 
 
 def test_runtime_dir_override_and_default_root(monkeypatch, tmp_path):

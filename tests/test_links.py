@@ -6,8 +6,8 @@ import os
 
 import pytest
 
-from visionlab.buckets import links
 from visionlab.buckets.errors import LinkConflict
+from visionlab.buckets.records import links
 
 
 def test_link_create_is_idempotent_and_never_clobbers(tmp_path):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from visionlab.buckets import mounttable
+from visionlab.buckets.system import mounttable
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

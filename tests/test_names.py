@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from visionlab.buckets import names
 from visionlab.buckets.errors import InvalidBucketName
+from visionlab.buckets.records import names
 
 
 @pytest.mark.parametrize(

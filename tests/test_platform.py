@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from visionlab.buckets import platform
+from visionlab.buckets.system import platform
 
 
 def test_platform_detection(monkeypatch):

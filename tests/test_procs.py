@@ -6,7 +6,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from visionlab.buckets import procs
+from visionlab.buckets.system import procs
 
 
 def test_zombie_is_dead():

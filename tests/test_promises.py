@@ -17,9 +17,15 @@ import pytest
 from conftest import ACCESS_KEY, BUCKET, SECRET_KEY, finish, needs_fuse, readline, signal_checked
 from helpers_mounts import cli
 
-from visionlab.buckets import layout, mount_bucket, mounts, procs, runner, stage, stager, state, uploads
+from visionlab.buckets import mount_bucket, mounts
 from visionlab.buckets.errors import BucketsError
-from visionlab.buckets.rclone import ObjectInfo
+from visionlab.buckets.records import layout, state
+from visionlab.buckets.staging import plan as stage_plan
+from visionlab.buckets.staging import record as stage_record
+from visionlab.buckets.staging import stager
+from visionlab.buckets.system import procs, runner
+from visionlab.buckets.system.rclone import ObjectInfo
+from visionlab.buckets.uploads import pending as uploads
 
 
 def recording_rclone(monkeypatch, tmp_path: Path) -> Path:
@@ -180,7 +186,7 @@ def test_sigint_is_passed_on_when_no_terminal_delivers_it(tmp_path):
              "print('ready', flush=True)\n"
              "time.sleep(60)\n")
     code = ("import signal, sys\n"
-            "from visionlab.buckets import runner\n"
+            "from visionlab.buckets.system import runner\n"
             f"sys.exit(runner.run_foreground([sys.executable, '-c', {child!r}], [signal.SIGINT]))\n")
     proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.DEVNULL,  # no terminal
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -261,15 +267,15 @@ def test_stager_refuses_a_copy_whose_size_differs_from_the_listing(tmp_path):
 # --- staging: the free-space check keeps a margin ---------------------------------------------
 
 def test_stage_plan_refuses_what_fits_only_without_the_margin(env, monkeypatch):
-    from visionlab.buckets import rclone
+    from visionlab.buckets.system import rclone
 
     objects = [ObjectInfo("big.bin", 10 << 20, "2024-01-01T00:00:00Z")]
     monkeypatch.setattr(rclone, "list_objects", lambda *a, **k: objects)
-    monkeypatch.setattr(stage, "_free_bytes", lambda path: (10 << 20) + (1 << 20))  # 1 MiB spare
+    monkeypatch.setattr(stage_plan, "_free_bytes", lambda path: (10 << 20) + (1 << 20))  # 1 MiB spare
     with pytest.raises(BucketsError, match=r"does not fit: .* GB margin"):
-        stage.plan("rclone", env["config"], "s3_remote", "bkt", "")
-    monkeypatch.setattr(stage, "_free_bytes", lambda path: (10 << 20) + stage.MARGIN_MIN)
-    assert stage.plan("rclone", env["config"], "s3_remote", "bkt", "") == objects
+        stage_plan.plan("rclone", env["config"], "s3_remote", "bkt", "")
+    monkeypatch.setattr(stage_plan, "_free_bytes", lambda path: (10 << 20) + stage_plan.MARGIN_MIN)
+    assert stage_plan.plan("rclone", env["config"], "s3_remote", "bkt", "") == objects
 
 
 # --- staging: eviction never removes a copy a link uses ---------------------------------------
@@ -282,7 +288,7 @@ def test_eviction_keeps_a_staged_copy_that_a_link_uses(env, monkeypatch):
         paths = layout.stage_paths(name)
         (paths.root / "copy-1").mkdir(parents=True)
         (paths.root / "copy-1" / "data.bin").write_bytes(b"x" * 4096)
-        stage.save(paths, stage.StageState(state="ready", updated_at=1.0))
+        stage_record.save(paths, stage_record.StageState(state="ready", updated_at=1.0))
     used = layout.paths_for("used-bkt", "")
     used.state.parent.mkdir(parents=True, exist_ok=True)
     state.save(used.state, state.MountState(
@@ -294,20 +300,20 @@ def test_eviction_keeps_a_staged_copy_that_a_link_uses(env, monkeypatch):
     def free_bytes(path):
         return freed["n"]
 
-    real_drop = stage.drop
+    real_drop = stage_plan.drop
 
     def drop(name):
         freed["n"] += 4096
         return real_drop(name)
 
-    monkeypatch.setattr(stage, "_free_bytes", free_bytes)
-    monkeypatch.setattr(stage, "drop", drop)
+    monkeypatch.setattr(stage_plan, "_free_bytes", free_bytes)
+    monkeypatch.setattr(stage_plan, "drop", drop)
     # Wants more than one copy frees: only evicting both would fit, and one is in use.
-    assert stage._evict_unused("new-bkt", 8192, 0) < 8192
+    assert stage_plan._evict_unused("new-bkt", 8192, 0) < 8192
     assert (root / "used-bkt" / "copy-1" / "data.bin").exists()
     assert (root / "unused-bkt" / "copy-1" / "data.bin").exists()  # no use evicting in vain
     # Wants what the unused copy frees: that one goes, the used one stays.
-    assert stage._evict_unused("new-bkt", 4096, 0) >= 4096
+    assert stage_plan._evict_unused("new-bkt", 4096, 0) >= 4096
     assert not (root / "unused-bkt").exists()
     assert (root / "used-bkt" / "copy-1" / "data.bin").exists()
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from visionlab.buckets import rclone
 from visionlab.buckets.errors import AccessDenied, BucketNotFound, BucketsError, EndpointUnreachable
+from visionlab.buckets.system import rclone
 
 SAMPLES = Path(__file__).parent / "fixtures" / "rclone_stderr"
 
@@ -75,7 +75,7 @@ def test_structured_signals(stderr, kind):
 
 def test_probe_retries_an_unreachable_endpoint_with_backoff(monkeypatch):
     """The probe's test hook: `sleep` records the backoff instead of sleeping."""
-    from visionlab.buckets import runner
+    from visionlab.buckets.system import runner
 
     stderr = (SAMPLES / "1.75" / "connection_refused.txt").read_text()
     calls = []
@@ -90,7 +90,7 @@ def test_probe_retries_an_unreachable_endpoint_with_backoff(monkeypatch):
 
 
 def test_probe_does_not_retry_access_denied(monkeypatch):
-    from visionlab.buckets import runner
+    from visionlab.buckets.system import runner
 
     stderr = (SAMPLES / "1.75" / "signature_mismatch.txt").read_text()
     calls = []

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from visionlab.buckets import rclone
+from visionlab.buckets.system import rclone
 
 SAMPLES = Path(__file__).parent / "fixtures" / "rclone_stderr"
 

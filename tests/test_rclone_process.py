@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from visionlab.buckets import procs, rclone
+from visionlab.buckets.system import procs, rclone
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from conftest import bin_path
 
-from visionlab.buckets import rcconf
+from visionlab.buckets.system import rcconf
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()

@@ -7,7 +7,9 @@ test_promises.py and on real SLURM in test_slurm*.py)."""
 
 from __future__ import annotations
 
-from visionlab.buckets import layout, mounts, release
+from visionlab.buckets import mounts
+from visionlab.buckets.jobs import release
+from visionlab.buckets.records import layout
 
 
 def test_release_fails_and_names_files_its_unmount_left(env, monkeypatch):

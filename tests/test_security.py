@@ -83,7 +83,7 @@ def test_log_state_cache_unreadable_by_others(env):
 
 
 def test_secret_never_in_cmdline_log_state_or_errors(env, monkeypatch):
-    from visionlab.buckets import runner
+    from visionlab.buckets.system import runner
 
     argvs: list[list[str]] = []
     real_run, real_spawn = runner.run, runner.spawn_detached

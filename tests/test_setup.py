@@ -12,8 +12,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from visionlab.buckets import cli, rcconf, rclone, setup
+from visionlab.buckets import cli
 from visionlab.buckets.errors import RcloneNotFound
+from visionlab.buckets.setup import machine as setup
+from visionlab.buckets.system import rcconf, rclone
 
 SEED = (
     "[s3_remote]\ntype = s3\nprovider = AWS\nenv_auth = true\nregion = us-east-1\nacl = public-read\n"

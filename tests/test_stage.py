@@ -168,7 +168,7 @@ def test_an_interrupted_copy_is_failed_with_its_reason_and_the_next_stage_resume
     try:
         pid = stage_json(env)["pid"]
         # ...and dies, as when its SLURM job ends (a pid of 0 would be pytest's own group)
-        signal_checked(pid, signal.SIGKILL, "visionlab.buckets.stager", group=True)
+        signal_checked(pid, signal.SIGKILL, "visionlab.buckets.staging.stager", group=True)
         time.sleep(0.2)
     finally:
         s3.resume()

@@ -143,7 +143,7 @@ def test_a_waiter_takes_over_the_copy_when_the_job_that_ran_it_is_killed(env):
             time.sleep(0.05)
         first = stage_json(env)["pid"]
         # ...and the stager dies, as when its job is cancelled
-        signal_checked(first, signal.SIGKILL, "visionlab.buckets.stager", group=True)
+        signal_checked(first, signal.SIGKILL, "visionlab.buckets.staging.stager", group=True)
         done_before = len(list(work.glob("*.bin")))
     finally:
         s3.resume()
@@ -174,7 +174,7 @@ def test_the_job_that_started_the_copy_unmounting_leaves_it_to_a_job_waiting_for
     assert code == 0, err
     copier = stage_json(env)["pid"]
     wait_for(lambda: os.getpgid(copier) == copier)  # it leads its group (stager and rclone)
-    signal_checked(copier, signal.SIGSTOP, "visionlab.buckets.stager", group=True)
+    signal_checked(copier, signal.SIGSTOP, "visionlab.buckets.staging.stager", group=True)
     try:
         waiter = start(BKT, "--stage", "--wait", job="312")
         link = env["runtime"] / "s3_buckets" / BKT
@@ -184,7 +184,7 @@ def test_the_job_that_started_the_copy_unmounting_leaves_it_to_a_job_waiting_for
                                    stdin=subprocess.DEVNULL)
         time.sleep(1.0)  # the unmount has decided about the copy by now
     finally:
-        signal_checked(copier, signal.SIGCONT, "visionlab.buckets.stager", group=True)
+        signal_checked(copier, signal.SIGCONT, "visionlab.buckets.staging.stager", group=True)
     code, _out, err = finish(unmount)
     assert code == 0, err
     code, _out, err = finish(waiter, timeout=180)
@@ -345,7 +345,7 @@ def test_a_signal_while_the_wrapper_waits_for_the_copy_ends_it_before_cmd_with_1
 def test_a_job_mounting_leaves_alone_the_tree_of_a_job_starting_its_own_mount(env):
     """Array tasks start at once: one task's clean-up of ended jobs must not take the fresh,
     empty tree of a task that has not taken its lock yet (its mount point's parent, its cache)."""
-    from visionlab.buckets import layout
+    from visionlab.buckets.records import layout
 
     dataset(env["s3"], n=3)
     starting = layout.paths_for(BKT, "702")

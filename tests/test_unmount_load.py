@@ -14,8 +14,9 @@ import time
 from conftest import BUCKET, bin_path, finish, needs_fuse, signal_checked
 from helpers_mounts import cli, fuse_mounts
 
-from visionlab.buckets import is_mounted, mount_bucket, mounts, mounttable, procs, status, unmount_bucket
+from visionlab.buckets import is_mounted, mount_bucket, mounts, status, unmount_bucket
 from visionlab.buckets.errors import BucketsError
+from visionlab.buckets.system import mounttable, procs
 
 pytestmark = needs_fuse
 

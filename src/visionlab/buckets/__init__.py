@@ -8,19 +8,19 @@ from .errors import BucketsError
 # The mount machinery is imported on first use (PEP 562), so `import visionlab.buckets` and the
 # platform helpers stay cheap for code that only asks where it runs.
 _LAZY = {
-    "MountInfo": "mountinfo",
-    "is_mounted": "mountinfo",
-    "list_mounts": "mountinfo",
+    "MountInfo": "mounts.mountinfo",
+    "is_mounted": "mounts.mountinfo",
+    "list_mounts": "mounts.mountinfo",
     "mount_bucket": "api",
-    "status": "mountinfo",
+    "status": "mounts.mountinfo",
     "sync_bucket": "api",
     "unmount_bucket": "api",
-    "get_platform_name": "platform",
-    "has_gpu": "platform",
-    "is_lightning_studio": "platform",
-    "is_linux": "platform",
-    "is_macos": "platform",
-    "is_slurm": "platform",
+    "get_platform_name": "system.platform",
+    "has_gpu": "system.platform",
+    "is_lightning_studio": "system.platform",
+    "is_linux": "system.platform",
+    "is_macos": "system.platform",
+    "is_slurm": "system.platform",
 }
 
 

@@ -1,12 +1,13 @@
-"""The Python API: mount_bucket / sync_bucket / unmount_bucket, over mounts.py (the flows),
-stage.py (--stage) and exitdrain.py (what this process wrote reaches S3 before it exits)."""
+"""The Python API: mount_bucket / sync_bucket / unmount_bucket, over mounts/ (the flows),
+staging/ (--stage) and jobs/exitdrain.py (what this process wrote reaches S3 before it exits)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Optional
 
-from . import exitdrain, mounts
+from . import mounts
+from .jobs import exitdrain
 from .mounts import DEFAULT_REMOTE, DRAIN_TIMEOUT, PathLike
 
 __all__ = ["mount_bucket", "sync_bucket", "unmount_bucket"]

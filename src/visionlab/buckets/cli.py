@@ -7,14 +7,15 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 from typing import NoReturn, Optional
 
 import click
 
 from . import __version__
+from .console import report
+from .console.progress import UploadProgress, stage_progress
 from .errors import BucketsError
-from .rcconf import DEFAULT_REMOTE
+from .system.rcconf import DEFAULT_REMOTE
 
 # Kept in step with profiles.PROFILES by a test; listed here so start-up need not import it.
 PROFILE_NAMES = ("default", "dataset", "stream")
@@ -39,19 +40,19 @@ class _RootPath(click.Path):
 
 def _complete_bucket(ctx: click.Context, param: click.Parameter, incomplete: str):
     remote = ctx.params.get("remote") or DEFAULT_REMOTE
-    from . import completion
+    from .setup import completion
 
     return completion.remote_buckets(remote, incomplete)
 
 
 def _complete_mounted(ctx: click.Context, param: click.Parameter, incomplete: str):
-    from . import completion
+    from .setup import completion
 
     return completion.mounted_buckets(incomplete)
 
 
 def _complete_remote(ctx: click.Context, param: click.Parameter, incomplete: str):
-    from . import completion
+    from .setup import completion
 
     return completion.remotes(incomplete)
 
@@ -78,7 +79,7 @@ def _run(func, *args, **kwargs):
 
 
 def _print_list(as_json: bool) -> None:
-    from .mountinfo import list_mounts
+    from .mounts.mountinfo import list_mounts
 
     mounts = _run(list_mounts)
     if as_json:
@@ -86,24 +87,12 @@ def _print_list(as_json: bool) -> None:
 
         click.echo(json.dumps([m.to_dict() for m in mounts], indent=2))
         return
-    if not mounts:
-        click.echo("no buckets mounted")
-        return
-    rows = [("BUCKET", "STATE", "REMOTE", "PID", "MOUNT POINT", "SYMLINKS")]
-    for m in mounts:
-        rows.append((m.bucket, m.state, m.remote or "-", str(m.pid or "-"), m.mount_point,
-                     ", ".join(m.symlinks) or "-"))
-    widths = [max(len(r[i]) for r in rows) for i in range(5)]
-    for r in rows:
-        click.echo("  ".join(c.ljust(w) for c, w in zip(r[:5], widths)) + "  " + r[5])
-    for m in mounts:
-        for note in (m.uploads_note, m.stage_note):
-            if note:
-                click.echo(f"{m.bucket}: {note}")
+    for line in report.list_lines(mounts):
+        click.echo(line)
 
 
 def _print_status(bucket: str, as_json: bool, quiet: bool) -> NoReturn:
-    from .mountinfo import status
+    from .mounts.mountinfo import status
 
     info = _run(status, bucket)
     code = {"alive": 0, "not-mounted": EXIT_NOT_MOUNTED, "stale": EXIT_STALE}[info.state]
@@ -112,36 +101,16 @@ def _print_status(bucket: str, as_json: bool, quiet: bool) -> NoReturn:
 
         click.echo(json.dumps(info.to_dict(), indent=2))
     elif not quiet:
-        if info.state == "not-mounted":
-            click.echo(f"{info.bucket}: not mounted")
-            if info.uploads_note:  # files an ended SLURM job left unsaved on this node
-                click.echo(f"  {info.uploads_note}")
-        else:
-            where = f"{info.remote}:{info.bucket} at {info.mount_point}"
-            extra = f", pid {info.pid}" if info.pid else ""
-            extra += f", profile {info.profile}" if info.profile else ""
-            reason = f" ({info.reason})" if info.reason else ""
-            click.echo(f"{info.bucket}: {info.state}{reason} — {where}{extra}")
-            for link in info.symlinks:
-                click.echo(f"  link: {link}")
-            if info.uploads_note:
-                click.echo(f"  {info.uploads_note}")
-            if info.stage_note:
-                click.echo(f"  {info.stage_note}")
-            if info.state == "stale":
-                click.echo(f"  heal it with 'mount-bucket {info.bucket}', "
-                           f"or clean it with 'unmount-bucket {info.bucket}'")
+        for line in report.status_lines(info):
+            click.echo(line)
     sys.exit(code)
 
 
 def _doctor(remote: str, bucket: Optional[str], write: bool) -> NoReturn:
-    from .doctor import run_checks
+    from .setup.doctor import run_checks
 
-    def report(check) -> None:
-        hint = f" — {check.hint}" if check.hint else ""
-        click.echo(f"{check.level:<5} {check.name}: {check.detail}{hint}")
-
-    checks = _run(run_checks, remote, bucket, report, write)
+    checks = _run(run_checks, remote, bucket, lambda check: click.echo(report.check_line(check)),
+                  write)
     sys.exit(1 if any(c.level == "fail" for c in checks) else 0)
 
 
@@ -246,10 +215,7 @@ def _print_mounted(result, as_json: bool, print_link: bool, quiet: bool) -> None
     elif print_link:
         click.echo(str(result.link))
     elif not quiet:
-        verb = ("remounted (was stale)" if result.healed else
-                "mounted" if result.newly_mounted else "already mounted")
-        click.echo(f"{verb} {result.remote}:{result.mount_point.name} at {result.mount_point}"
-                   f"; link {result.link}")
+        click.echo(report.mounted_line(result))
 
 
 # ---------------------------------------------------------------------------- unmount-bucket
@@ -259,7 +225,7 @@ def _wait_staged(bucket: str, quiet: bool) -> None:
     """--stage --wait: a progress bar on a terminal (files, bytes, rate, ETA), plain lines else."""
     from .mounts import wait_staged
 
-    line, progress = _stage_progress(bucket, quiet)
+    line, progress = stage_progress(bucket, quiet, _to_stderr)
     try:
         info = _run(wait_staged, bucket, progress)
     finally:
@@ -268,35 +234,13 @@ def _wait_staged(bucket: str, quiet: bool) -> None:
         click.echo(f"{bucket}: {info.stage_note}")
 
 
-def _stage_progress(bucket: str, quiet: bool):
-    """(the status line, the progress callback) of a --stage --wait."""
-    line, started, first = _StatusLine(quiet, plain_every=5.0), time.monotonic(), []
-
-    def progress(st) -> None:
-        if not first:  # a copy joined part-way: the rate counts what came since
-            first.append(st.bytes_done)
-        if st.state != "copying" or not line.due():
-            return
-        rate = max(st.bytes_done - first[0], 0) / max(time.monotonic() - started, 1e-3)
-        eta = f"{(st.bytes_total - st.bytes_done) / rate:,.0f}s" if rate > 0 else "?"
-        done = st.bytes_done / st.bytes_total if st.bytes_total else 0
-        line.show(f"{bucket}: [{'#' * int(done * 30):<30}] {st.files_done}/{st.files_total} files, "
-                  f"{st.bytes_done / 1e6:,.0f}/{st.bytes_total / 1e6:,.0f} MB, "
-                  f"{rate / 1e6:,.1f} MB/s, ETA {eta}")
-
-    return line, progress
-
-
 def _warn_job_end(result) -> None:
     """Inside a SLURM batch script: say, once, how to end the job without losing writes."""
-    from . import slurm
+    from .system import slurm
 
-    step = slurm.current()
-    if step is None or step.is_srun_step or not result.scope:
-        return
-    click.echo(f"note: this mount ends with {step.describe()}; end the script with "
-               f"'mount-bucket --sync' (or run your program as 'exec mount-bucket "
-               f"{result.bucket} -- CMD') so every write reaches S3 first", err=True)
+    note = report.job_end_note(slurm.current(), result)
+    if note:
+        click.echo(note, err=True)
 
 
 def _run_under_mount(bucket: str, command: tuple, root: Optional[str], remote: str,
@@ -304,11 +248,11 @@ def _run_under_mount(bucket: str, command: tuple, root: Optional[str], remote: s
                      staging: tuple) -> NoReturn:
     """`-- CMD`; with --stage --wait, the copy's progress and its line on stderr (stdout is
     CMD's) before CMD starts."""
-    from .wrapper import run_mounted
+    from .jobs.wrapper import run_mounted
 
     stage, wait, prefix = staging
 
-    def report(line: str) -> None:
+    def say(line: str) -> None:
         click.echo(line, err=True)
 
     def staged(info) -> None:
@@ -316,70 +260,31 @@ def _run_under_mount(bucket: str, command: tuple, root: Optional[str], remote: s
         if not quiet:
             click.echo(f"{info.bucket}: {info.stage_note}", err=True)
 
-    line, progress = _stage_progress(bucket, quiet)
+    line, progress = stage_progress(bucket, quiet, _to_stderr)
     try:
-        code = _run(run_mounted, bucket, list(command), root, remote, profile, timeout, report,
-                    lambda b: _UploadProgress(b, quiet, "uploading"), stage, wait, prefix,
+        code = _run(run_mounted, bucket, list(command), root, remote, profile, timeout, say,
+                    lambda b: _upload_progress(b, quiet, "uploading"), stage, wait, prefix,
                     staged, progress)
     finally:
         line.done()
     sys.exit(code)
 
 
-class _StatusLine:
-    """Progress on stderr: one line rewritten in place on a terminal (at most 5 times a
-    second), else a plain line at most every `plain_every` seconds."""
-
-    def __init__(self, quiet: bool, plain_every: float) -> None:
-        self.quiet, self.tty = quiet, sys.stderr.isatty()
-        self.every = 0.2 if self.tty else plain_every
-        self.last, self.drawn = 0.0, False
-
-    def due(self) -> bool:
-        now = time.monotonic()
-        if self.quiet or now - self.last < self.every:
-            return False
-        self.last = now
-        return True
-
-    def show(self, line: str) -> None:
-        if self.tty:
-            click.echo(f"\r\033[K{line}", err=True, nl=False)
-            self.drawn = True
-        else:
-            click.echo(line, err=True)
-
-    def done(self) -> None:
-        if self.drawn:
-            click.echo("\r\033[K", err=True, nl=False)
-            self.drawn = False
+def _to_stderr(text: str) -> None:
+    click.echo(text, err=True, nl=False)
 
 
-class _UploadProgress(_StatusLine):
-    """Upload progress of one bucket (sync, unmount, the `-- CMD` wrapper)."""
-
-    def __init__(self, bucket: str, quiet: bool, verb: str = "waiting for") -> None:
-        super().__init__(quiet, plain_every=2.0)
-        self.bucket, self.verb = bucket, verb
-
-    def __call__(self, report, remaining: float) -> None:
-        if not self.due():
-            return
-        names = report.names[:3]
-        shown = f": {', '.join(names)}{' ...' if report.pending > 3 else ''}" if names else ""
-        line = f"{self.bucket}: {self.verb} {report.pending} upload(s), {remaining:.0f}s left{shown}"
-        if report.failing:
-            line += f" — {report.failing} failing: {report.last_error or 'see the log'}"
-        self.show(line)
+def _upload_progress(bucket: str, quiet: bool, verb: str = "waiting for") -> UploadProgress:
+    return UploadProgress(bucket, quiet, _to_stderr, verb)
 
 
 def _sync(bucket: Optional[str], timeout: float, quiet: bool) -> None:
     from .mounts import sync
 
-    reporters: list[_UploadProgress] = []
+    reporters: list[UploadProgress] = []
 
-    def progress(name: str) -> _UploadProgress:
-        reporters.append(_UploadProgress(name, quiet, "uploading"))
+    def progress(name: str) -> UploadProgress:
+        reporters.append(_upload_progress(name, quiet, "uploading"))
         return reporters[-1]
 
     try:
@@ -392,15 +297,6 @@ def _sync(bucket: Optional[str], timeout: float, quiet: bool) -> None:
             click.echo(f"synced: every upload reached S3 ({', '.join(synced)})")
         else:
             click.echo("no buckets mounted")
-
-
-def _describe_unmount(result) -> str:
-    what = "cleaned up stale mount" if result.was_stale else (
-        "lazily unmounted" if result.lazy else "unmounted")
-    links = f"; removed {len(result.removed_links)} link(s)" if result.removed_links else ""
-    kept = (f"\n  {len(result.stranded)} file(s) never uploaded are kept in the cache on this "
-            f"node: 'mount-bucket {result.bucket}' uploads them" if result.stranded else "")
-    return f"{what} {result.remote}:{result.bucket} from {result.mount_point}{links}{kept}"
 
 
 def _unsaved(results) -> int:
@@ -436,16 +332,16 @@ def unmount_cmd(bucket: Optional[str], all_: bool, stale: bool, force: bool, tim
         raise click.UsageError("--drop-stage goes with BUCKET")
     if bucket:
         mounted = not drop_stage or _run(mounts.status, bucket).state != "not-mounted"
-        reporter = _UploadProgress(bucket, quiet)
+        reporter = _upload_progress(bucket, quiet)
         try:
             result = _run(mounts.unmount, bucket, timeout, force, reporter) if mounted else None
         finally:
             reporter.done()
         if result and not quiet:
-            click.echo(_describe_unmount(result))
+            click.echo(report.unmount_line(result))
         if drop_stage:
-            from .names import parse
-            from .stage import drop
+            from .records.names import parse
+            from .staging import drop
 
             dropped = _run(drop, _run(parse, bucket))
             if not quiet:
@@ -455,18 +351,18 @@ def unmount_cmd(bucket: Optional[str], all_: bool, stale: bool, force: bool, tim
         cleaned = _run(mounts.sweep_stale)
         if not quiet:
             for result in cleaned:
-                click.echo(_describe_unmount(result))
+                click.echo(report.unmount_line(result))
             if not cleaned:
                 click.echo("no stale mounts")
         sys.exit(_unsaved(cleaned))
-    results = _run(mounts.unmount_all, timeout, force, lambda b: _UploadProgress(b, quiet))
+    results = _run(mounts.unmount_all, timeout, force, lambda b: _upload_progress(b, quiet))
     failed = 0
     for result in results:
         if isinstance(result, BucketsError):
             failed += 1
             click.echo(f"error: {result}", err=True)
         elif not quiet:
-            click.echo(_describe_unmount(result))
+            click.echo(report.unmount_line(result))
     if not results and not quiet:
         click.echo("no buckets mounted")
     if failed or _unsaved(results):
@@ -523,7 +419,7 @@ def unmount_main() -> None:
 
 # =============================================================================================
 # `visionlab-buckets`: the setup commands install.sh hands over to (rclone.conf, credentials,
-# facts). Kept as one block at the end of this module; the logic lives in setup.py.
+# facts). Kept as one block at the end of this module; the logic lives in setup/machine.py.
 
 
 @click.group(context_settings=_CONTEXT)
@@ -543,7 +439,7 @@ def _setup_warn(line: str) -> None:
 @setup_group.command("config-file")
 def config_file_cmd() -> None:
     """Print the rclone.conf rclone reads here (rclone's own lookup rule)."""
-    from . import setup
+    from .setup import machine as setup
 
     click.echo(str(setup.config_file()))
 
@@ -555,7 +451,7 @@ def seed_config_cmd(dry_run: bool) -> None:
 
     The rest of the file is kept byte for byte; the old file is backed up first.
     """
-    from . import setup
+    from .setup import machine as setup
 
     try:
         setup.seed(dry_run=dry_run, say=_setup_say, warn=_setup_warn)
@@ -567,7 +463,7 @@ def seed_config_cmd(dry_run: bool) -> None:
 @click.option("--dry-run", is_flag=True, help="Say what would change; change nothing.")
 def purge_config_cmd(dry_run: bool) -> None:
     """Remove s3_remote and s3_remote_private from rclone.conf if they are as seeded."""
-    from . import setup
+    from .setup import machine as setup
 
     try:
         setup.purge(dry_run=dry_run, say=_setup_say, warn=_setup_warn)
@@ -584,7 +480,8 @@ def credentials_cmd(shell: Optional[str], lightning: bool) -> None:
 
     Exits 0 when credentials were found, 1 when not.
     """
-    from . import credentials, setup
+    from .setup import machine as setup
+    from .system import credentials
 
     if shell is None:
         shell = os.path.basename(os.environ.get("SHELL") or "bash")
@@ -597,7 +494,7 @@ def credentials_cmd(shell: Optional[str], lightning: bool) -> None:
 @setup_group.command("facts")
 def facts_cmd() -> None:
     """Print KEY=value lines for scripts: config file, remotes, minimum rclone version, ..."""
-    from . import setup
+    from .setup import machine as setup
 
     for key, value in setup.facts():
         click.echo(f"{key}={value}")

@@ -1,0 +1,80 @@
+"""Mount profiles: named sets of rclone flags, chosen by measurement (see bench/results.md)."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from ..errors import BucketsError
+
+
+class Profile(NamedTuple):
+    name: str
+    summary: str
+    flags: list[str]
+    read_only: bool = False
+    min_rclone: tuple[int, ...] = ()  # beyond rclone.MIN_VERSION, for the flags above
+
+
+# Flags every read-only profile shares. --no-modtime: S3 keeps the modtime in object metadata, so
+# without it every stat and open costs a HEAD (listing with sizes 6-8x slower, cold small reads
+# 15-30% slower).
+# Long dir/attr caches: a dataset does not change under a running job.
+# No backend options (--s3-*) here: with them, as flags or as RCLONE_S3_* in rclone's environment
+# alike, rclone names the remote "s3_remote{hash}": --devname keeps the mount table's source, but
+# the VFS cache moves to vfs/s3_remote{hash}/, where a mount with other options never uploads
+# what an earlier one stranded. And the measured gain of --s3-no-head-object was within noise.
+_READ_ONLY = ["--read-only", "--no-modtime", "--dir-cache-time", "1h", "--attr-timeout", "1h"]
+# VFS cache on node-local disk (the runtime dir), capped so a big dataset cannot fill the disk.
+# (--vfs-cache-min-free-space would be better still, but needs rclone >= 1.62.)
+_CACHE_CAPS = ["--vfs-cache-max-age", "24h", "--vfs-cache-max-size", "50G"]
+
+PROFILES: dict[str, Profile] = {
+    p.name: p
+    for p in (
+        Profile(
+            "default",
+            "read-write; writes cached on local disk and uploaded after 5 s "
+            "(unmount-bucket waits for every upload)",
+            # --use-server-modtime: modtimes from the listing (the upload time), not one HEAD
+            # per file: listing with sizes 6-8x faster, cold small reads +15-30%.
+            # Large files (bench/results.md, checkpoints): cp + --sync of 1 GiB 1.05-1.09x a
+            # plain `rclone copyto` with rclone's own upload settings. Bigger parts or more at
+            # once (chunk 16M, concurrency 16) were slower here; with --write-back-cache a
+            # --sync run right after `cp` once found nothing queued yet and returned at once.
+            # --low-level-retries 3: a failing upload then fails its try in ~1 s instead of
+            # ~40 s (rclone's VFS retries each upload forever on its own, with backoff), so
+            # --status and --sync can tell a refusing server within seconds.
+            ["--vfs-cache-mode", "writes", "--vfs-write-back", "5s", "--use-server-modtime",
+             "--dir-cache-time", "1m", "--low-level-retries", "3", *_CACHE_CAPS],
+        ),
+        Profile(
+            "dataset",
+            "read-only, for training data read many times: whole-file cache on local disk "
+            "(second epoch 2x plain rclone on loopback, 8x at 20 ms from S3; first pass ~40% "
+            "slower on loopback, as fast at 20 ms), long metadata caching",
+            # --buffer-size 1M: per open file (default 16M); more only costs memory here, and
+            # --buffer-size 0 halves large sequential reads in full cache mode.
+            [*_READ_ONLY, "--vfs-cache-mode", "full", "--vfs-fast-fingerprint",
+             "--buffer-size", "1M", *_CACHE_CAPS],
+            read_only=True,
+        ),
+        Profile(
+            "stream",
+            "read-only, no disk cache: data read once, or larger than the local disk; "
+            "parallel ranged reads",
+            [*_READ_ONLY, "--vfs-read-chunk-streams", "4", "--vfs-read-chunk-size", "8M"],
+            read_only=True,
+            min_rclone=(1, 68),  # --vfs-read-chunk-streams
+        ),
+    )
+}
+DEFAULT_PROFILE = "default"
+
+
+def get(name: str) -> Profile:
+    try:
+        return PROFILES[name]
+    except KeyError:
+        raise BucketsError(
+            f"unknown profile '{name}'", f"choose one of: {', '.join(sorted(PROFILES))}"
+        ) from None
