@@ -9,9 +9,8 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, NamedTuple, Optional, Union
 
-# rclone, fuse, rcconf, credentials and profiles (with subprocess, configparser, http.client
-# behind them) are imported inside the functions that start or stop rclone: --status, --list and
-# the already-mounted path never need them, and they cost ~15 ms of start-up.
+# uploads, holds, staging and mountinfo are imported inside the functions that use them (the
+# mounts face imports this module, and --status must stay cheap: see mount.py).
 from ..errors import BucketsError, NotMounted
 from ..health.liveness import PROBE_TIMEOUT, answers, is_live, mounted_remote, still_serving
 from ..records import layout, names, state
