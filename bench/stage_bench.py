@@ -319,7 +319,7 @@ class StageBench:
                 raise RuntimeError(f"sync {label}: {n} files")
             self.put(mode, f"sync:{label}", dt)
         shutil.rmtree(dest, ignore_errors=True)
-        # the listing stage.plan runs before anything starts (rclone.list_objects), and variants
+        # the listing staging.plan runs before anything starts (rclone.list_objects), and variants
         for label, flags in LIST_VARIANTS:
             t = time.perf_counter()
             out = rb.run([w.rclone, *flags, "--config", w.conf, f"s3_remote:{rb.BUCKET}"], w.env,
@@ -474,7 +474,7 @@ def report(sb: StageBench, modes: list[str], profiles: list[str], n: int, extra:
              "### Profiles (8 readers, every file; epoch 2 = same mount again)", "", *prof, "",
              "Ranking (fastest first):", "", *rank, "",
              "### `rclone sync` and the listing alone (sync: fresh destination, page cache dropped; "
-             "sync_argv runs the first row, stage.plan the first listing)",
+             "sync_argv runs the first row, staging.plan the first listing)",
              "", *srows, ""]
     if sb.notes:
         parts += ["### Notes", ""] + [f"- {x}" for x in sb.notes] + [""]

@@ -1,4 +1,4 @@
-"""setup.py and `visionlab-buckets`: where rclone.conf is (compared with rclone itself), seeding
+"""setup/machine.py and `visionlab-buckets`: where rclone.conf is (compared with rclone itself), seeding
 and purging the two remotes, the credential lines and the facts install.sh reads."""
 
 from __future__ import annotations

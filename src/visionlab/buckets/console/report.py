@@ -1,5 +1,6 @@
 """What the commands print, as lines: the --list table, a --status report, a mount's line, an
-unmount's line, a --doctor check. Plain strings: cli.py echoes them (it alone imports click)."""
+unmount's line, a --doctor check, the note that a batch script's mount ends with its job.
+Plain strings: cli.py echoes them (it alone imports click)."""
 
 from __future__ import annotations
 
