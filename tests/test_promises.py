@@ -17,8 +17,9 @@ import pytest
 from conftest import ACCESS_KEY, BUCKET, SECRET_KEY, finish, needs_fuse, readline, signal_checked
 from helpers_mounts import cli
 
-from visionlab.buckets import mount_bucket, mounts
+from visionlab.buckets import mount_bucket
 from visionlab.buckets.errors import BucketsError
+from visionlab.buckets.mounts import mountinfo, unmount
 from visionlab.buckets.records import layout, state
 from visionlab.buckets.staging import plan as stage_plan
 from visionlab.buckets.staging import record as stage_record
@@ -164,7 +165,7 @@ def test_unmount_names_files_left_dirty_after_its_last_drain(env, monkeypatch):
     monkeypatch.setattr(uploads, "wait_uploaded", lambda *a, **k: None)  # the drain saw nothing
     (link / "after_drain.txt").write_text("late")
     time.sleep(0.5)
-    result = mounts.unmount(BUCKET, timeout=30)
+    result = unmount.unmount(BUCKET, timeout=30)
     assert result.stranded == ["after_drain.txt"]
     assert cli("mount-bucket", BUCKET).returncode == 0 and cli("mount-bucket", "--sync").returncode == 0
     assert (env["s3"].data / BUCKET / "after_drain.txt").read_text() == "late"
@@ -357,7 +358,7 @@ def test_list_and_status_json_have_the_documented_fields_for_a_live_mount(env):
     """README: records with bucket, remote, mount point, symlinks, state and the rclone pid;
     "uploads": {"pending", "failing", "last_error"} for a live mount."""
     link = mount_bucket(BUCKET)
-    pid = mounts.status(BUCKET).pid
+    pid = mountinfo.status(BUCKET).pid
     listed = json.loads(cli("mount-bucket", "--list", "--json").stdout)
     status = json.loads(cli("mount-bucket", "--status", BUCKET, "--json").stdout)
     assert len(listed) == 1
@@ -391,7 +392,7 @@ def test_doctor_warns_about_stranded_files(env):
     link = mount_bucket(BUCKET)
     (link / "doc_stranded.txt").write_text("x")
     time.sleep(0.5)
-    pid = mounts.status(BUCKET).pid
+    pid = mountinfo.status(BUCKET).pid
     signal_checked(pid, signal.SIGKILL, "rclone")
     assert procs.wait_exit(pid, 5)
     proc = cli("mount-bucket", "--doctor")
@@ -468,7 +469,7 @@ def test_sync_timeout_bounds_the_wait_and_names_the_pending_files(env):
 @needs_fuse
 def test_mount_json_says_healed_when_it_replaced_a_dead_mount(env):
     assert json.loads(cli("mount-bucket", BUCKET, "--json").stdout)["healed"] is False
-    pid = mounts.status(BUCKET).pid
+    pid = mountinfo.status(BUCKET).pid
     signal_checked(pid, signal.SIGKILL, "rclone")
     assert procs.wait_exit(pid, 5)
     healed = json.loads(cli("mount-bucket", BUCKET, "--json").stdout)

@@ -317,9 +317,9 @@ def test_wait_returns_with_the_callers_links_on_the_copy_even_if_the_switch_miss
     state_file = scope / "buckets" / f"{BKT}.json"
     state_file.write_text(json.dumps({**json.loads(state_file.read_text()), "staged": ""}))
     monkeypatch.setenv("SLURM_JOB_ID", "601")
-    from visionlab.buckets import mounts
+    from visionlab.buckets.mounts import mount
 
-    info = mounts.wait_staged(BKT)
+    info = mount.wait_staged(BKT)
     assert os.readlink(link) == str(stage_dir(env) / "current")
     assert info.symlinks == [str(link)] and info.stage["state"] == "ready"
 
@@ -368,9 +368,9 @@ def test_a_waiter_finishes_a_copy_whose_stager_died_after_making_it(env):
     gone.wait(10)
     state = {**stage_json(env), "state": "copying", "pid": gone.pid}
     (stage_dir(env) / "stage.json").write_text(json.dumps(state))
-    from visionlab.buckets import mounts
+    from visionlab.buckets.mounts import mount
 
-    mounts.wait_staged(BKT)
+    mount.wait_staged(BKT)
     assert os.readlink(link) == str(stage_dir(env) / "current")
     assert stage_json(env)["state"] == "ready" and copies(env) == ["copy-1"]
 

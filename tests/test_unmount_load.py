@@ -14,8 +14,9 @@ import time
 from conftest import BUCKET, bin_path, finish, needs_fuse, signal_checked
 from helpers_mounts import cli, fuse_mounts
 
-from visionlab.buckets import is_mounted, mount_bucket, mounts, status, unmount_bucket
+from visionlab.buckets import is_mounted, mount_bucket, status, unmount_bucket
 from visionlab.buckets.errors import BucketsError
+from visionlab.buckets.mounts import unmount
 from visionlab.buckets.system import mounttable, procs
 
 pytestmark = needs_fuse
@@ -44,7 +45,7 @@ def test_a_probe_that_times_out_on_a_live_rclone_still_drains(env, monkeypatch):
     link = mount_bucket(BUCKET)
     names = write_pending(link)
     monkeypatch.setattr(mounttable, "probe", lambda path, timeout=2.0: (False, "no answer within 2s"))
-    result = mounts.unmount(BUCKET, timeout=120)
+    result = unmount.unmount(BUCKET, timeout=120)
     assert result.was_stale is False and result.stranded == []
     server = env["s3"].data / BUCKET
     assert sorted(p.name for p in server.glob("slow_*.txt")) == names
@@ -126,7 +127,7 @@ def test_a_file_closed_just_before_unmount_reaches_s3(env):
     for n in range(20):
         link = mount_bucket(BUCKET)
         (link / f"closed_{n}.txt").write_text(f"{n}\n")
-        result = mounts.unmount(BUCKET, timeout=60)
+        result = unmount.unmount(BUCKET, timeout=60)
         if result.stranded or not (server / f"closed_{n}.txt").exists():
             left.append((n, result.stranded))
     assert left == []

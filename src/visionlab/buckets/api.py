@@ -6,9 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-from . import mounts
 from .jobs import exitdrain
-from .mounts import DEFAULT_REMOTE, DRAIN_TIMEOUT, PathLike
+from .mounts import mount, unmount
+from .mounts.mount import PathLike
+from .mounts.unmount import DRAIN_TIMEOUT
+from .system.rcconf import DEFAULT_REMOTE
 
 __all__ = ["mount_bucket", "sync_bucket", "unmount_bucket"]
 
@@ -24,23 +26,23 @@ def mount_bucket(bucket_name: str, root_dir: Optional[PathLike] = None,
     by every job and rank); with `wait=True`, return once this link points at the complete
     local copy (a copy whose job ended meanwhile is resumed here).
     """
-    result = mounts.mount(bucket_name, root_dir, remote_name, profile, held=True, stage=stage,
+    result = mount.mount(bucket_name, root_dir, remote_name, profile, held=True, stage=stage,
                           stage_prefix=stage_prefix)
     exitdrain.hold(result)
     if stage and wait:
-        mounts.wait_staged(result.bucket, result=result)
+        mount.wait_staged(result.bucket, result=result)
     return result.link
 
 
 def sync_bucket(bucket_name: Optional[str] = None, timeout: float = DRAIN_TIMEOUT) -> list[str]:
     """Wait until every upload queued so far reached S3 (all of this user's mounts when no
     bucket is named). Raises UploadsFailing with rclone's error when uploads keep failing."""
-    return mounts.sync(bucket_name, timeout)
+    return unmount.sync(bucket_name, timeout)
 
 
 def unmount_bucket(bucket_name: str, timeout: float = DRAIN_TIMEOUT, force: bool = False) -> None:
     """Unmount a bucket after every pending upload reached S3. Raises BucketsError naming the
     files when some never reached S3 (a dead mount's, kept in its cache for the next mount)."""
-    result = mounts.unmount(bucket_name, timeout=timeout, force=force)
+    result = unmount.unmount(bucket_name, timeout=timeout, force=force)
     if result and result.stranded:
-        raise mounts.left_unsaved(result)
+        raise unmount.left_unsaved(result)

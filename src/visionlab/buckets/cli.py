@@ -188,7 +188,7 @@ def mount_cmd(bucket: Optional[str], root: Optional[str], remote: str, profile: 
         raise click.UsageError("missing BUCKET (or use --list / --doctor)")
     if status_:
         _print_status(bucket, as_json, quiet)
-    from .mounts import mount
+    from .mounts.mount import mount
 
     command = (click.get_current_context().obj or {}).get("command")
     if (stage_prefix or wait) and not stage:
@@ -223,7 +223,7 @@ def _print_mounted(result, as_json: bool, print_link: bool, quiet: bool) -> None
 
 def _wait_staged(bucket: str, quiet: bool) -> None:
     """--stage --wait: a progress bar on a terminal (files, bytes, rate, ETA), plain lines else."""
-    from .mounts import wait_staged
+    from .mounts.mount import wait_staged
 
     line, progress = stage_progress(bucket, quiet, _to_stderr)
     try:
@@ -279,7 +279,7 @@ def _upload_progress(bucket: str, quiet: bool, verb: str = "waiting for") -> Upl
 
 
 def _sync(bucket: Optional[str], timeout: float, quiet: bool) -> None:
-    from .mounts import sync
+    from .mounts.unmount import sync
 
     reporters: list[UploadProgress] = []
 
@@ -301,7 +301,7 @@ def _sync(bucket: Optional[str], timeout: float, quiet: bool) -> None:
 
 def _unsaved(results) -> int:
     """An unmount that left files never uploaded is no success: one error line each, exit 1."""
-    from .mounts import left_unsaved
+    from .mounts.unmount import left_unsaved
 
     left = [r for r in results if r is not None and not isinstance(r, Exception) and r.stranded]
     for result in left:
@@ -324,17 +324,18 @@ def _unsaved(results) -> int:
 def unmount_cmd(bucket: Optional[str], all_: bool, stale: bool, force: bool, timeout: float,
                 drop_stage: bool, quiet: bool) -> None:
     """Unmount BUCKET after every pending upload reached S3, and remove its symlinks."""
-    from . import mounts
+    from .mounts import unmount as unmounting
+    from .mounts.mountinfo import status
 
     if sum(map(bool, (bucket, all_, stale))) != 1:
         raise click.UsageError("give exactly one of BUCKET, --all or --stale")
     if drop_stage and not bucket:
         raise click.UsageError("--drop-stage goes with BUCKET")
     if bucket:
-        mounted = not drop_stage or _run(mounts.status, bucket).state != "not-mounted"
+        mounted = not drop_stage or _run(status, bucket).state != "not-mounted"
         reporter = _upload_progress(bucket, quiet)
         try:
-            result = _run(mounts.unmount, bucket, timeout, force, reporter) if mounted else None
+            result = _run(unmounting.unmount, bucket, timeout, force, reporter) if mounted else None
         finally:
             reporter.done()
         if result and not quiet:
@@ -348,14 +349,14 @@ def unmount_cmd(bucket: Optional[str], all_: bool, stale: bool, force: bool, tim
                 click.echo(f"{'removed the' if dropped else 'no'} staged copy of {bucket}")
         sys.exit(_unsaved([result]))
     if stale:
-        cleaned = _run(mounts.sweep_stale)
+        cleaned = _run(unmounting.sweep_stale)
         if not quiet:
             for result in cleaned:
                 click.echo(report.unmount_line(result))
             if not cleaned:
                 click.echo("no stale mounts")
         sys.exit(_unsaved(cleaned))
-    results = _run(mounts.unmount_all, timeout, force, lambda b: _upload_progress(b, quiet))
+    results = _run(unmounting.unmount_all, timeout, force, lambda b: _upload_progress(b, quiet))
     failed = 0
     for result in results:
         if isinstance(result, BucketsError):

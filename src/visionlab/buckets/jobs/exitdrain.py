@@ -16,7 +16,7 @@ import threading
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ..mounts import MountResult
+    from ..mounts.mount import MountResult
     from .release import Hold
 
 TIMEOUT_ENV = "VISIONLAB_BUCKETS_EXIT_TIMEOUT"
@@ -27,7 +27,7 @@ _lock = threading.Lock()
 
 
 def hold(result: MountResult) -> None:
-    """Sync the mount of `result` (a mounts.MountResult) when this process exits, and end a
+    """Sync the mount of `result` (a mount.MountResult) when this process exits, and end a
     SLURM job's mount this process made when nobody else holds it."""
     from ..uploads import deadline
     from . import release

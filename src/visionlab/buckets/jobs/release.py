@@ -1,7 +1,7 @@
 """A process's hold on a mount, released at its end (the `-- CMD` wrapper, a program using the
 Python API through exitdrain): sync what it wrote, drop its hold file (mounts/holds.py), and unmount
 a SLURM job's mount it made when no other process holds it. This sits above mounts/ (it calls
-mounts.sync and mounts.unmount); the mount flow only takes holds (holds.take), so nothing imports
+unmount.sync and unmount.unmount); the mount flow only takes holds (holds.take), so nothing imports
 back in a circle.
 """
 
@@ -11,14 +11,14 @@ import contextlib
 import os
 from typing import Callable, Optional
 
-from .. import mounts
 from ..errors import BucketsError
+from ..mounts import unmount
 from ..records import layout
 from ..records.lock import bucket_lock
 
 
 class Hold:
-    """This process's hold on the mount of `result` (a mounts.MountResult)."""
+    """This process's hold on the mount of `result` (a mount.MountResult)."""
 
     def __init__(self, result) -> None:
         self.result = result
@@ -31,19 +31,19 @@ class Hold:
         """Sync what was written, drop this hold, and unmount a SLURM job's mount this process
         made when no other process holds it. False when something failed (reported)."""
         try:
-            mounts.sync(self.result.bucket, timeout, progress, scope=self.paths.scope)
+            unmount.sync(self.result.bucket, timeout, progress, scope=self.paths.scope)
         except BucketsError as exc:
             report(f"error: {exc}")
             return False
         if self.result.newly_mounted and self.paths.scope:
             try:
-                done = mounts.unmount(self.result.bucket, timeout, scope=self.paths.scope,
+                done = unmount.unmount(self.result.bucket, timeout, scope=self.paths.scope,
                                       release_hold=self.file)
             except BucketsError as exc:
                 report(f"error: {exc}")
                 return False
             if done and done.stranded:  # closed after the sync, or the mount died meanwhile
-                report(f"error: {mounts.left_unsaved(done)}")
+                report(f"error: {unmount.left_unsaved(done)}")
                 return False
             return True
         with bucket_lock(self.paths.lock), contextlib.suppress(FileNotFoundError):

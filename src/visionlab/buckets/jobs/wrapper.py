@@ -16,8 +16,10 @@ import signal
 from collections.abc import Sequence
 from typing import Callable, Optional, Union
 
-from .. import mounts
+from ..mounts import mount, unmount
+from ..mounts.mountinfo import MountInfo
 from ..system import runner
+from ..system.rcconf import DEFAULT_REMOTE
 from ..uploads import deadline
 from .release import Hold
 
@@ -25,24 +27,24 @@ FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signa
 
 
 def run_mounted(bucket_name: str, command: Sequence[str], root_dir: Optional[str] = None,
-                remote_name: str = mounts.DEFAULT_REMOTE, profile: Optional[str] = None,
-                timeout: float = mounts.DRAIN_TIMEOUT,
+                remote_name: str = DEFAULT_REMOTE, profile: Optional[str] = None,
+                timeout: float = unmount.DRAIN_TIMEOUT,
                 report: Callable[[str], None] = print,
-                progress: Optional[Callable[[str], mounts.Progress]] = None,
+                progress: Optional[Callable[[str], unmount.Progress]] = None,
                 stage: bool = False, wait: bool = False, stage_prefix: str = "",
-                staged: Optional[Callable[[mounts.MountInfo], None]] = None,
+                staged: Optional[Callable[[MountInfo], None]] = None,
                 stage_progress: Optional[Callable[[object], None]] = None) -> int:
     """Mount (with `stage`: and stage; with `wait`: until this link is on the complete copy,
     then `staged` is told), run `command`, drain, release; return the command's exit status (1
     when it succeeded but its writes could not be uploaded, or the copy failed before it ran)."""
-    result = mounts.mount(bucket_name, root_dir, remote_name, profile, held=True, stage=stage,
+    result = mount.mount(bucket_name, root_dir, remote_name, profile, held=True, stage=stage,
                           stage_prefix=stage_prefix)
     hold = Hold(result)  # taken by mount(), under the bucket's lock
     deadline.watch(lambda: [hold.paths])  # at SIGTERM/a warning: pending bytes vs time left
     code = 1
     try:
         if stage and wait:
-            info = _until_signal(lambda: mounts.wait_staged(result.bucket, stage_progress,
+            info = _until_signal(lambda: mount.wait_staged(result.bucket, stage_progress,
                                                             result=result))
             if isinstance(info, int):
                 return info  # a signal came before CMD started: 128+N, after the release
@@ -58,13 +60,13 @@ def run_mounted(bucket_name: str, command: Sequence[str], root_dir: Optional[str
 
 
 def _synced_others(timeout: float, report: Callable[[str], None],
-                   progress: Optional[Callable[[str], mounts.Progress]]) -> bool:
+                   progress: Optional[Callable[[str], unmount.Progress]]) -> bool:
     """After CMD, what it wrote to the other mounts of this job (of this user outside SLURM)
     reached S3 (`mount-bucket --sync`); False when it could not (reported)."""
     from ..errors import BucketsError
 
     try:
-        mounts.sync(None, timeout, progress)
+        unmount.sync(None, timeout, progress)
     except BucketsError as exc:
         report(f"error: {exc}")
         return False
@@ -75,7 +77,7 @@ class _Signalled(Exception):
     pass
 
 
-def _until_signal(wait: Callable[[], mounts.MountInfo]) -> Union[mounts.MountInfo, int]:
+def _until_signal(wait: Callable[[], MountInfo]) -> Union[MountInfo, int]:
     """Run `wait` (before CMD starts); a forwarded signal ends it: 128+N (what CMD would have
     given), so the hold is still released on the way out."""
     def stop(signum: int, _frame: object) -> None:

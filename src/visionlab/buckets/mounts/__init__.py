@@ -1,5 +1,4 @@
-"""The flows: mount, sync, unmount, status, and the parts they stand on. Callers use this face
-(`mounts.mount`, `mounts.sync`, `mounts.unmount`, `mounts.status`, ...).
+"""The flows: mount, sync, unmount, status, and the parts they stand on.
 
     mount       mount a bucket (or reuse, or heal, its mount) and link it
     unmount     sync, unmount one bucket, --all, --stale
@@ -8,26 +7,8 @@
     holds       processes running under a mount (one file each)
     teardown    the ways a mount goes away, and the dead-mount clean-up
 
+No face here: callers import the module they use, so --status and --list (mountinfo) never load
+the mount and unmount flows.
+
 May import: staging, uploads, health, system, records, errors (lower floors only).
 """
-
-from ..health.liveness import PROBE_TIMEOUT
-from ..system.rcconf import DEFAULT_REMOTE
-from .mount import MountResult, PathLike, mount, wait_staged
-from .mountinfo import MountInfo, is_mounted, known_buckets, list_mounts, status
-from .unmount import (
-    DRAIN_TIMEOUT,
-    Progress,
-    UnmountResult,
-    left_unsaved,
-    sweep_stale,
-    sync,
-    unmount,
-    unmount_all,
-)
-
-__all__ = [
-    "DEFAULT_REMOTE", "DRAIN_TIMEOUT", "PROBE_TIMEOUT", "MountInfo", "MountResult", "PathLike",
-    "Progress", "UnmountResult", "is_mounted", "known_buckets", "left_unsaved", "list_mounts",
-    "mount", "status", "sweep_stale", "sync", "unmount", "unmount_all", "wait_staged",
-]

@@ -1,7 +1,7 @@
 """Processes running under a mount (`mount-bucket B -- CMD`, a program using the Python API):
 one file each, named by pid, in <state dir>/<bucket>.holds/. A hold is taken under the bucket's
 lock together with the link (mount._register), and the last holder of a SLURM job's mount that
-it made unmounts it, deciding "last" under the same lock (mounts.unmount(release_hold=...)), so
+it made unmounts it, deciding "last" under the same lock (unmount.unmount(release_hold=...)), so
 a process that has just mounted never loses its mount to one that is just ending.
 
 Outside SLURM a mount is this user's shared mount: nobody unmounts it on their way out.

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, NamedTuple, Optional, Union
 
 # uploads, holds, staging and mountinfo are imported inside the functions that use them (the
-# mounts face imports this module, and --status must stay cheap: see mount.py).
+# flows stay off the --status path: see mount.py).
 from ..errors import BucketsError, NotMounted
 from ..health.liveness import PROBE_TIMEOUT, answers, is_live, mounted_remote, still_serving
 from ..records import layout, names, state
