@@ -89,3 +89,20 @@ def test_each_contract_turns_red_under_a_one_line_change(tree, path, line, broke
         else:
             target.write_text(before)
     assert {name for name, v in verdicts.items() if v == "BROKEN"} == broken
+
+
+def test_the_readmes_layout_table_is_the_layers_contract():
+    """The README's table of floors names the folders in the contract's order, floor by floor."""
+    import re
+
+    tomllib = pytest.importorskip("tomllib")  # Python >= 3.11, as CI has
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]
+    layers = next(c for c in config["contracts"] if c["id"] == "layers")["layers"]
+    contract = [sorted(name.strip() for name in layer.split("|")) for layer in layers]
+    readme = (ROOT / "README.md").read_text()
+    table = readme[readme.index("### Layout of the code"):].split("\n\n")[2]
+    floors = []
+    for row in table.splitlines()[2:]:
+        folders = re.findall(r"`([a-z_]+)(?:/|\.py)`", row.split("|")[2])
+        floors.append(sorted(folders))
+    assert floors == contract

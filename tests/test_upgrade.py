@@ -136,16 +136,20 @@ def test_an_unmount_stops_the_previous_versions_copy_and_a_new_stage_resumes_it(
 
 def test_a_waiter_takes_over_the_previous_versions_copy_when_its_stager_dies(env, previous_src):
     files, pid = _old_copy_in_progress(env, previous_src)
+    waiter = subprocess.Popen([bin_path("mount-bucket"), BKT, "--stage", "--wait"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              stdin=subprocess.DEVNULL)
     try:
-        waiter = subprocess.Popen([bin_path("mount-bucket"), BKT, "--stage", "--wait"],
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                  stdin=subprocess.DEVNULL)
-        link = env["home"] / "s3_buckets" / BKT
-        wait_for(lambda: os.path.lexists(link))  # the new version's waiter waits for the copy
-        signal_checked(pid, signal.SIGKILL, OLD_STAGER, group=True)  # e.g. its job ended
+        try:
+            time.sleep(1.0)  # the new version's waiter is waiting for the old copy by now
+            signal_checked(pid, signal.SIGKILL, OLD_STAGER, group=True)  # e.g. its job ended
+        finally:
+            env["s3"].resume()
+        _out, err = waiter.communicate(timeout=180)
     finally:
-        env["s3"].resume()
-    out, err = waiter.communicate(timeout=180)
+        if waiter.poll() is None:  # a failure above: never leave it waiting
+            waiter.kill()
+            waiter.communicate(timeout=30)
     assert waiter.returncode == 0, err
     assert stage_json(env)["pid"] != pid
     _check_resumed(env, files)
