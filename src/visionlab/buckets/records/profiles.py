@@ -27,6 +27,14 @@ _READ_ONLY = ["--read-only", "--no-modtime", "--dir-cache-time", "1h", "--attr-t
 # VFS cache on node-local disk (the runtime dir), capped so a big dataset cannot fill the disk.
 # (--vfs-cache-min-free-space would be better still, but needs rclone >= 1.62.)
 _CACHE_CAPS = ["--vfs-cache-max-age", "24h", "--vfs-cache-max-size", "50G"]
+# The write path's cache holds a written file until it is on S3, then drops it: rclone removes a
+# file neither open nor waiting for upload once it was not touched for 1 s, checked every 5 s
+# (bench/results.md, "The write path"). Kept for 24 h, as before, every checkpoint stayed on the
+# local disk after its upload, the cache grew by its size each round and its pages were written
+# to the disk though S3 already had them; dropped, they never reach the disk. A file opened for
+# writing again is fetched back from S3 first.
+_WRITE_CACHE = ["--vfs-cache-max-age", "1s", "--vfs-cache-poll-interval", "5s",
+                "--vfs-cache-max-size", "50G"]
 
 PROFILES: dict[str, Profile] = {
     p.name: p
@@ -45,7 +53,7 @@ PROFILES: dict[str, Profile] = {
             # ~40 s (rclone's VFS retries each upload forever on its own, with backoff), so
             # --status and --sync can tell a refusing server within seconds.
             ["--vfs-cache-mode", "writes", "--vfs-write-back", "5s", "--use-server-modtime",
-             "--dir-cache-time", "1m", "--low-level-retries", "3", *_CACHE_CAPS],
+             "--dir-cache-time", "1m", "--low-level-retries", "3", *_WRITE_CACHE],
         ),
         Profile(
             "dataset",

@@ -17,6 +17,7 @@ class QueueItem(NamedTuple):
     size: int
     tries: int  # upload attempts started, the one under way included
     uploading: bool
+    expiry: float = 0.0  # seconds until rclone starts its upload (<= 0: due now)
 
     @property
     def failures(self) -> int:
@@ -99,7 +100,8 @@ def upload_queue(socket_path: Path, timeout: float = 5.0) -> list[QueueItem]:
         try:
             items.append(QueueItem(int(raw["id"]), str(raw.get("name", "?")),
                                    int(raw.get("size", 0)), int(raw.get("tries", 0)),
-                                   bool(raw.get("uploading", False))))
+                                   bool(raw.get("uploading", False)),
+                                   float(raw.get("expiry", 0.0))))
         except (KeyError, TypeError, ValueError):
             continue
     return items
@@ -120,12 +122,16 @@ def uploads(socket_path: Path, timeout: float = 5.0) -> Uploads:
 
 
 def expedite_uploads(socket_path: Path) -> None:
-    """Ask rclone to upload every queued file now instead of after its write-back delay."""
+    """Ask rclone to upload every queued file now instead of after its write-back delay (or
+    its retry's back-off). One request per file not yet due: a file already due is left alone,
+    so a queue of 20,000 small files costs one request each once, not once per call."""
     try:
         queue = upload_queue(socket_path)
     except OSError:
         return
     for item in queue:
+        if item.uploading or item.expiry <= 0:
+            continue
         try:
             _rc(socket_path, "vfs/queue-set-expiry",
                 {"id": item.id, "expiry": 0, "relative": False})

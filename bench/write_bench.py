@@ -1,0 +1,375 @@
+#!/usr/bin/env python3
+"""The write path, as jobs use it: checkpoints saved one after another through the default mount
+and confirmed on S3 (`cp` + `mount-bucket --sync`), and many small result files, side by side
+with `rclone copyto` / `rclone copy` straight to S3 and with the local disk.
+
+    python bench/write_bench.py                        # 10 x 1 GiB in a row, 20,000 x 4 KiB
+    python bench/write_bench.py --rounds 10 --sizes 1,8 --small 20000 --out bench/write_last.md
+    python bench/write_bench.py --explore              # also bare rclone mounts with candidate flags
+
+The loopback server's storage lives on tmpfs (/dev/shm), off the disk that holds the mount's
+cache, as a remote S3 would be: otherwise the server's own writes compete with ours for one disk.
+Checkpoint rounds are interleaved (anchor, ours, local, [candidates], anchor, ours, ...) and
+every round writes a new object; each round's objects are deleted through the server afterwards,
+so what the mount's cache keeps is what it would keep in a real job. The mount stays up across
+rounds, as it does in a job. Reported per size: the first round, the median and the last, the
+load average before and after, the local disk's free space and the mount's cache size after the
+last round, and the bytes the mount's rclone wrote to the local disk (its /proc io: written minus
+cancelled, i.e. pages that reached the disk).
+
+Rows:
+  rclone copyto            `rclone copyto SRC s3_remote:bench/x` (the anchor)
+  vb:default               `cp SRC <link>/x` then `mount-bucket --sync bench`
+  local cp + sync          `cp SRC <cache disk>/x` then `sync <file>` (the disk under the cache)
+  x:<name>                 (--explore) a bare `rclone mount` with a candidate flag set, kept
+                           mounted across rounds, then the expedite-and-wait --sync does
+Small files: N files of 4 KiB written by 8 threads into the mount, then `--sync`, against
+`rclone copy --transfers 64` of the same directory from local disk; then `--sync` with nothing
+pending against `--status`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import concurrent.futures
+import contextlib
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import checkpoint_bench as cb  # noqa: E402  (make_source)
+import run as rb  # noqa: E402  (World, run, script, machine)
+
+GiB = 1 << 30
+BUSY = 1.5  # load average (1 min) above which a row is marked unreliable on this machine
+_W = ["--vfs-cache-mode", "writes", "--vfs-write-back", "5s", "--use-server-modtime",
+      "--dir-cache-time", "1m", "--low-level-retries", "3"]
+EXPLORE: dict[str, list[str]] = {
+    # The default profile before: the cache kept every written file for 24 h.
+    "kept 24h (before)": [*_W, "--vfs-cache-max-age", "24h", "--vfs-cache-max-size", "50G"],
+    "dropped + write-back-cache": [*_W, "--vfs-cache-max-age", "1s", "--vfs-cache-poll-interval",
+                                   "5s", "--vfs-cache-max-size", "50G", "--write-back-cache"],
+}
+
+
+def du(path: Path) -> int:
+    total = 0
+    for d, _dirs, files in os.walk(path):
+        for f in files:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(d, f)).st_blocks * 512
+    return total
+
+
+def disk_writes(pid: int) -> int:
+    """Bytes `pid` sent to storage: written minus cancelled (pages dropped before writeback)."""
+    try:
+        fields = dict(line.split(": ") for line in Path(f"/proc/{pid}/io").read_text().splitlines())
+        return int(fields["write_bytes"]) - int(fields["cancelled_write_bytes"])
+    except (OSError, KeyError, ValueError):
+        return 0
+
+
+class Bare:
+    """A bare `rclone mount` with candidate flags, up for the whole series."""
+
+    def __init__(self, world: rb.World, name: str, flags: list[str]) -> None:
+        from visionlab.buckets.system import rclone
+
+        self.w, self.name = world, name
+        slug = "x" + str(abs(hash(name)) % 10**6)
+        self.mp = world.work / "mnt" / slug
+        self.mp.mkdir(parents=True, exist_ok=True)
+        self.cache = world.work / "xcache" / slug
+        self.sock = world.work / f"{slug}.sock"
+        self.log = world.work / f"{slug}.log"
+        argv = [world.rclone, "mount", f"s3_remote:{rb.BUCKET}", str(self.mp), "--config",
+                str(world.conf), "--cache-dir", str(self.cache), "--log-file", str(self.log),
+                "--rc", "--rc-addr", f"unix://{self.sock}", "--rc-no-auth", *flags]
+        self.proc = subprocess.Popen(argv, env=world.env, stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 30
+        while not (rb.mounted(self.mp) and rclone.rc_answers(self.sock)):
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise RuntimeError(f"{name}: the mount did not come up (see {self.log})")
+            time.sleep(0.05)
+        self.pid = self.proc.pid
+
+    def sync(self) -> None:
+        from visionlab.buckets.system import rclone
+
+        with _dir_fd(self.mp) as fd:  # what --sync does first: the kernel's writes to rclone
+            _syncfs(fd)
+        while True:
+            rclone.expedite_uploads(self.sock)
+            if rclone.uploads(self.sock).pending == 0:
+                return
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        subprocess.run([rb.fusermount(), "-u", str(self.mp)], capture_output=True, check=False)
+        try:
+            self.proc.wait(60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+class _dir_fd:  # noqa: N801 - a small context manager
+    def __init__(self, path: Path) -> None:
+        self.fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+
+    def __enter__(self) -> int:
+        return self.fd
+
+    def __exit__(self, *exc) -> None:
+        os.close(self.fd)
+
+
+def _syncfs(fd: int) -> None:
+    import ctypes
+
+    ctypes.CDLL(None, use_errno=True).syncfs(fd)
+
+
+class Bench:
+    def __init__(self, world: rb.World) -> None:
+        self.w = world
+        self.res: dict[str, list[float]] = {}
+        self.count = 0
+        self.link = world.links / rb.BUCKET
+        self.local = world.work / "local"
+        self.local.mkdir()
+
+    def put(self, key: str, value: float) -> None:
+        self.res.setdefault(key, []).append(value)
+        rb.log(f"{key} = {value:.2f}")
+
+    def fresh(self) -> str:
+        self.count += 1
+        return f"ckpt-{self.count}.bin"
+
+    def delete_on_server(self, name: str) -> None:
+        rb.run([self.w.rclone, "delete", f"s3_remote:{rb.BUCKET}/{name}"], self.w.env, timeout=600)
+
+    def check(self, name: str, size: int) -> None:
+        path = self.w.bucket_dir / name
+        got = path.stat().st_size if path.is_file() else sum(
+            p.stat().st_size for p in path.rglob("*") if p.is_file())
+        if got != size:
+            raise RuntimeError(f"{name} on the server: {got} bytes, expected {size}")
+
+    def mount_ours(self) -> int:
+        if not self.link.is_dir():
+            rb.run([rb.script("mount-bucket"), rb.BUCKET, "--root", self.w.links, "-q"],
+                   self.w.env, timeout=90)
+        st = json.loads(next((self.w.runtime / "buckets").glob(f"{rb.BUCKET}.json")).read_text())
+        return int(st["pid"])
+
+    def sync_ours(self) -> None:
+        rb.run([rb.script("mount-bucket"), "--sync", rb.BUCKET, "-q", "--timeout", "3600"],
+               self.w.env, timeout=3700)
+
+    # -- one checkpoint each
+    def anchor(self, key: str, src: Path) -> None:
+        name = self.fresh()
+        t = time.perf_counter()
+        rb.run([self.w.rclone, "copyto", src, f"s3_remote:{rb.BUCKET}/{name}"], self.w.env,
+               timeout=3600)
+        self.put(key, time.perf_counter() - t)
+        self.check(name, src.stat().st_size)
+        self.delete_on_server(name)
+
+    def through(self, key: str, where: Path, sync, src: Path) -> None:
+        name = self.fresh()
+        t = time.perf_counter()
+        rb.run(["cp", src, where / name], self.w.env, timeout=3600)
+        t_cp = time.perf_counter()
+        sync()
+        t_end = time.perf_counter()
+        self.put(f"{key}:cp", t_cp - t)
+        self.put(f"{key}:sync", t_end - t_cp)
+        self.put(f"{key}:total", t_end - t)
+        self.check(name, src.stat().st_size)
+        self.delete_on_server(name)
+
+    def local_copy(self, key: str, src: Path) -> None:
+        dst = self.local / "ckpt.bin"
+        t = time.perf_counter()
+        rb.run(["cp", src, dst], self.w.env, timeout=3600)
+        rb.run(["sync", dst], self.w.env, timeout=3600)
+        self.put(key, time.perf_counter() - t)
+        dst.unlink()
+
+    # -- many small files
+    def small_files(self, n: int, rounds: int) -> None:
+        src = self.w.work / "small-src"
+        src.mkdir()
+        blob = os.urandom(4096 + 4096)
+        for i in range(n):
+            (src / f"r{i:06d}.json").write_bytes(blob[i % 4096:i % 4096 + 4096])
+        os.sync()
+        self.mount_ours()
+
+        def write_through(dest: Path) -> None:
+            dest.mkdir()
+            names = [f"r{i:06d}.json" for i in range(n)]
+
+            def one(part: list[str]) -> None:
+                for name in part:
+                    with open(dest / name, "wb") as f:
+                        f.write(blob[int(name[1:7]) % 4096:int(name[1:7]) % 4096 + 4096])
+
+            with concurrent.futures.ThreadPoolExecutor(8) as pool:
+                list(pool.map(one, [names[k::8] for k in range(8)]))
+
+        for rnd in range(rounds):
+            name = f"small-{rnd}"
+            t = time.perf_counter()
+            rb.run([self.w.rclone, "copy", src, f"s3_remote:{rb.BUCKET}/{name}-anchor",
+                    "--transfers", "64"], self.w.env, timeout=3600)
+            self.put("small:anchor", time.perf_counter() - t)
+            self.check(f"{name}-anchor", n * 4096)
+            self.delete_on_server(f"{name}-anchor")
+            t = time.perf_counter()
+            write_through(self.link / name)
+            t_w = time.perf_counter()
+            self.sync_ours()
+            t_end = time.perf_counter()
+            self.put("small:write", t_w - t)
+            self.put("small:sync", t_end - t_w)
+            self.put("small:total", t_end - t)
+            self.check(name, n * 4096)
+            # with nothing pending: --sync against --status
+            for _ in range(3):
+                t = time.perf_counter()
+                rb.run([rb.script("mount-bucket"), "--status", rb.BUCKET], self.w.env,
+                       timeout=60)
+                self.put("small:status", time.perf_counter() - t)
+                t = time.perf_counter()
+                self.sync_ours()
+                self.put("small:idle-sync", time.perf_counter() - t)
+            self.delete_on_server(name)
+        shutil.rmtree(src)
+
+
+def fmt_series(values: list[float]) -> str:
+    return f"{values[0]:.1f} / {statistics.median(values):.1f} / {values[-1]:.1f}"
+
+
+def ratios(ours: list[float], anchor: list[float]) -> str:
+    r = [o / a for o, a in zip(ours, anchor)]
+    return f"{r[0]:.2f}x / {statistics.median(r):.2f}x / {r[-1]:.2f}x"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--sizes", default="1", help="checkpoint sizes in GiB (default 1)")
+    ap.add_argument("--rounds", type=int, default=10, help="checkpoints in a row (default 10)")
+    ap.add_argument("--big-rounds", type=int, default=2, help="rounds for sizes above 1 GiB")
+    ap.add_argument("--small", type=int, default=20000, help="small files (0: skip)")
+    ap.add_argument("--small-rounds", type=int, default=2)
+    ap.add_argument("--explore", action="store_true", help="also the EXPLORE bare mounts")
+    ap.add_argument("--out", help="also write the Markdown report here")
+    ap.add_argument("--json", help="also write every sample here")
+    args = ap.parse_args(argv)
+    sizes = [float(s) for s in args.sizes.split(",") if s]
+
+    world = rb.World({"dirs": 0, "files": 0, "size": 0, "large": 0, "large_size": 0}, False)
+    shm = Path(tempfile.mkdtemp(prefix="vbb-s3-", dir="/dev/shm"))
+    atexit.register(lambda: shutil.rmtree(shm, ignore_errors=True))
+    atexit.register(world.cleanup)
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, lambda *_: sys.exit(130))
+    world.data, world.bucket_dir = shm, shm / rb.BUCKET
+    world.bucket_dir.mkdir()
+    world.start_server()
+    b = Bench(world)
+    lines = [f"## Write path run ({time.strftime('%Y-%m-%d %H:%M')}; server storage on tmpfs)", "",
+             rb.machine(world), ""]
+    table = ["| size | rounds | config | cp s | sync s | total s (first / median / last) | "
+             "/ copyto (first / median / last) | load before → after | after the last round |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    t_start = time.monotonic()
+    for g in sizes:
+        size = int(g * GiB)
+        rounds = args.rounds if g <= 1 else args.big_rounds
+        src = world.work / f"src-{g:g}G.bin"
+        cb.make_source(src, size)
+        pid = b.mount_ours()
+        bares = {n: Bare(world, n, f) for n, f in EXPLORE.items()} if args.explore else {}
+        w0 = {"ours": disk_writes(pid), **{n: disk_writes(x.pid) for n, x in bares.items()}}
+        load0 = os.getloadavg()[0]
+        base = f"{g:g}G"
+        for _ in range(rounds):
+            b.anchor(f"{base}:copyto", src)
+            b.through(f"{base}:ours", b.link, b.sync_ours, src)
+            b.local_copy(f"{base}:local", src)
+            for n, x in bares.items():
+                b.through(f"{base}:x:{n}", x.mp, x.sync, src)
+        time.sleep(7)  # the cache cleaner's poll (5 s) after the last upload
+        load1 = os.getloadavg()[0]
+        busy = " **unreliable: machine busy**" if max(load0, load1) > BUSY else ""
+        free = shutil.disk_usage(world.work).free / GiB
+        r = b.res
+        anchor = r[f"{base}:copyto"]
+        loads = f"{load0:.2f} → {load1:.2f}{busy}"
+        table.append(f"| {g:g} GiB | {rounds} | `rclone copyto` | | | {fmt_series(anchor)} | | "
+                     f"{loads} | |")
+        caches = {"ours": (world.runtime / "buckets" / "cache", pid)}
+        caches.update({n: (x.cache, x.pid) for n, x in bares.items()})
+        for label, key, cache_of in [("vb:default", f"{base}:ours", "ours"),
+                                     *[(f"x:{n}", f"{base}:x:{n}", n) for n in bares]]:
+            cache, p = caches[cache_of]
+            after = (f"cache {du(cache) / GiB:.1f} GiB, disk free {free:.0f} GiB, "
+                     f"its rclone wrote {(disk_writes(p) - w0[cache_of]) / GiB:.1f} GiB to disk")
+            table.append(f"| {g:g} GiB | {rounds} | {label} | {fmt_series(r[key + ':cp'])} | "
+                         f"{fmt_series(r[key + ':sync'])} | {fmt_series(r[key + ':total'])} | "
+                         f"**{ratios(r[key + ':total'], anchor)}** | {loads} | {after} |")
+        local = r[f"{base}:local"]
+        table.append(f"| {g:g} GiB | {rounds} | local `cp` + `sync` | | | {fmt_series(local)} | | "
+                     f"{loads} | cp into the mount / local: "
+                     f"{ratios(r[base + ':ours:cp'], local)} |")
+        for x in bares.values():
+            x.stop()
+        src.unlink()
+    if args.small:
+        load0 = os.getloadavg()[0]
+        b.small_files(args.small, args.small_rounds)
+        load1 = os.getloadavg()[0]
+        busy = " **unreliable: machine busy**" if max(load0, load1) > BUSY else ""
+        r = b.res
+        table += ["", f"Small files: {args.small:,} x 4 KiB, {args.small_rounds} round(s), "
+                  f"load {load0:.2f} → {load1:.2f}{busy}", "",
+                  "| what | seconds (first / median / last) | ratio |", "|---|---|---|",
+                  f"| `rclone copy --transfers 64` (the anchor) | {fmt_series(r['small:anchor'])} | |",
+                  f"| written by 8 threads | {fmt_series(r['small:write'])} | |",
+                  f"| then `--sync` | {fmt_series(r['small:sync'])} | |",
+                  f"| written + `--sync` | {fmt_series(r['small:total'])} | "
+                  f"**{ratios(r['small:total'], r['small:anchor'])}** |",
+                  f"| `--status` | {fmt_series(r['small:status'])} | |",
+                  f"| `--sync` with nothing pending | {fmt_series(r['small:idle-sync'])} | "
+                  f"**{statistics.median(r['small:idle-sync']) / statistics.median(r['small:status']):.2f}x**"
+                  " `--status` (medians) |"]
+    text = "\n".join(lines + table) + f"\n\n({time.monotonic() - t_start:.0f} s in all)\n"
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text)
+    if args.json:
+        Path(args.json).write_text(json.dumps(b.res, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

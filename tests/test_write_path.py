@@ -1,0 +1,107 @@
+"""The write path as jobs use it, on real mounts against the loopback server: a checkpoint's
+cached copy leaves the local disk once it is on S3 (and still reads back right), two checkpoints
+saved back to back are both whole on S3 when `--sync` returns, a `--sync` started 0-100 ms after
+`close()` finds the file, and `--sync` asks rclone to hurry each queued file once, not once per
+round (a queue of 20,000 small files would otherwise cost 20,000 requests a second).
+
+The temp-then-rename save is tests/test_checkpoints.py's; the file whose close has not reached
+rclone when --sync starts is tests/test_unmount_load.py's."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+
+from conftest import BUCKET, needs_fuse
+
+from visionlab.buckets import mount_bucket, sync_bucket
+from visionlab.buckets.records import layout
+from visionlab.buckets.system import rclone
+from visionlab.buckets.system.rclone import _rc
+
+pytestmark = needs_fuse
+
+MB = 1 << 20
+
+
+def cached_bytes(cache) -> int:
+    """Bytes of file data in the mount's VFS cache (vfs/, not the metadata records)."""
+    total = 0
+    for dirpath, _dirs, files in os.walk(cache / "vfs"):
+        for name in files:
+            total += os.lstat(os.path.join(dirpath, name)).st_size
+    return total
+
+
+def digest(path) -> str:
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def test_a_checkpoint_leaves_the_local_disk_once_it_is_on_s3_and_reads_back_whole(env):
+    link = mount_bucket(BUCKET)
+    data = os.urandom(8 * MB)
+    (link / "ckpt.pt").write_bytes(data)
+    sync_bucket(BUCKET, timeout=120)
+    assert digest(env["s3"].data / BUCKET / "ckpt.pt") == hashlib.sha256(data).hexdigest()
+    cache = layout.paths_for(BUCKET).cache
+    deadline = time.monotonic() + 30  # rclone's cleaner looks every 5 s (a bound, not a timing)
+    while cached_bytes(cache) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert cached_bytes(cache) == 0, "the uploaded checkpoint stayed in the VFS cache"
+    assert (link / "ckpt.pt").read_bytes() == data  # now read from S3
+
+
+def test_two_checkpoints_saved_back_to_back_are_both_whole_on_s3_when_sync_returns(env):
+    link = mount_bucket(BUCKET)
+    first, second = os.urandom(24 * MB), os.urandom(24 * MB)
+    (link / "step-1.pt").write_bytes(first)
+    (link / "step-2.pt").write_bytes(second)  # its write overlaps the first one's upload
+    sync_bucket(BUCKET, timeout=120)
+    server = env["s3"].data / BUCKET
+    assert digest(server / "step-1.pt") == hashlib.sha256(first).hexdigest()
+    assert digest(server / "step-2.pt") == hashlib.sha256(second).hexdigest()
+
+
+def test_a_sync_started_0_to_100_ms_after_close_finds_the_file(env):
+    link = mount_bucket(BUCKET)
+    server = env["s3"].data / BUCKET
+    missing = []
+    for n, delay in enumerate([0, 0.01, 0.025, 0.05, 0.075, 0.1] * 2):
+        data = os.urandom(MB + n)
+        with open(link / f"after_{n}.bin", "wb") as f:
+            f.write(data)
+        time.sleep(delay)
+        sync_bucket(BUCKET, timeout=120)
+        path = server / f"after_{n}.bin"
+        if not path.exists() or path.read_bytes() != data:
+            missing.append((n, delay))
+    assert missing == []
+
+
+def test_sync_hurries_each_queued_file_once_not_once_per_round(env, monkeypatch):
+    link = mount_bucket(BUCKET)
+    sock = layout.paths_for(BUCKET).socket
+    calls = []
+    real = _rc._rc
+
+    def counting(socket_path, command, params=None, timeout=5.0):
+        calls.append(command)
+        return real(socket_path, command, params, timeout)  # the real rclone answers
+
+    monkeypatch.setattr(_rc, "_rc", counting)
+    for i in range(40):
+        (link / f"r{i:03d}.json").write_text(f"{i}\n")
+    deadline = time.monotonic() + 10
+    while rclone.uploads(sock).queued < 40 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    calls.clear()
+    rclone.expedite_uploads(sock)
+    first = calls.count("vfs/queue-set-expiry")
+    calls.clear()
+    rclone.expedite_uploads(sock)
+    again = calls.count("vfs/queue-set-expiry")
+    assert first >= 1 and again == 0, (first, again)
+    sync_bucket(BUCKET, timeout=120)
+    assert len(list((env["s3"].data / BUCKET).glob("r*.json"))) == 40
