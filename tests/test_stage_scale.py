@@ -1,0 +1,57 @@
+"""`--stage` at the lab's sizes: the cheap checks (FUSE, credentials, the bucket answering) before
+the listing, inodes counted like bytes, and one listing streamed through a file on disk, with
+the memory of our processes flat in the object count. Real mounts, real rclone."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+from conftest import bin_path, files_under, needs_fuse
+from helpers_mounts import recording_rclone
+
+BKT = "stage-bkt"
+
+
+def cli(*args: str, env=None, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([bin_path("mount-bucket"), *args], capture_output=True, text=True,
+                          timeout=timeout, check=False, env=env)
+
+
+def listings(record) -> list[str]:
+    """The recursive listings (`rclone lsjson -R`) that ran."""
+    return [line for line in record.read_text().splitlines()
+            if line.startswith("lsjson ") and " -R " in f" {line} "]
+
+
+def nothing_created(env) -> None:
+    assert not os.path.lexists(env["home"] / "s3_buckets")
+    assert not (env["runtime"] / "stage").exists()
+    assert not any(p.startswith("rclone/") for p in files_under(env["runtime"]))
+
+
+def test_stage_with_fuse_closed_fails_before_listing_anything(env, monkeypatch, tmp_path):
+    env["s3"].make_bucket(BKT, {f"f{i}.bin": b"x" * 10 for i in range(20)})
+    record = recording_rclone(monkeypatch, tmp_path)
+    closed = tmp_path / "fuse"
+    closed.mkdir()  # exists, cannot be opened read-write: FUSE closed to this user
+    proc = cli(BKT, "--stage", "--wait", env={**os.environ, "VISIONLAB_BUCKETS_DEV_FUSE": str(closed)})
+    assert proc.returncode == 1, (proc.stdout, proc.stderr)
+    assert proc.stderr.startswith(f"error: cannot open {closed} read-write as ")
+    assert proc.stderr.count("\n") == 1 and proc.stdout == ""
+    assert listings(record) == []
+    nothing_created(env)
+
+
+@needs_fuse
+def test_stage_of_a_missing_bucket_fails_before_listing_anything(env, monkeypatch, tmp_path):
+    record = recording_rclone(monkeypatch, tmp_path)
+    proc = cli("no-such-bkt", "--stage", "--wait")
+    assert proc.returncode == 1, (proc.stdout, proc.stderr)
+    assert proc.stderr.startswith("error: bucket 'no-such-bkt' ")
+    assert proc.stderr.count("\n") == 1 and proc.stdout == ""
+    assert listings(record) == []
+    assert any(".visionlab-buckets-probe" in line for line in record.read_text().splitlines())
+    nothing_created(env)
+    assert json.loads(cli("--status", "no-such-bkt", "--json").stdout)["state"] == "not-mounted"
