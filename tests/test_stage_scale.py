@@ -55,3 +55,28 @@ def test_stage_of_a_missing_bucket_fails_before_listing_anything(env, monkeypatc
     assert any(".visionlab-buckets-probe" in line for line in record.read_text().splitlines())
     nothing_created(env)
     assert json.loads(cli("--status", "no-such-bkt", "--json").stdout)["state"] == "not-mounted"
+
+
+def test_stage_that_cannot_fit_its_inodes_is_refused_and_nothing_is_created(env):
+    """Bytes fit (512 MB free for 6 KB and the 256 MB margin), inodes do not: 300 files in 3
+    folders, 200 inodes."""
+    env["s3"].make_bucket(BKT, {f"d{i % 3}/f{i:03d}.bin": b"x" * 20 for i in range(300)})
+    small = env["tmp"] / "small"
+    small.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512m,nr_inodes=200", "tmpfs", str(small)],
+                   check=True, timeout=30)
+    try:
+        environ = {**os.environ, "VISIONLAB_BUCKETS_STAGE_DIR": str(small / "stage")}
+        free = os.statvfs(small).f_favail
+        proc = cli(BKT, "--stage", env=environ)
+        assert proc.returncode == 1, (proc.stdout, proc.stderr)
+        assert proc.stdout == ""
+        assert proc.stderr == (
+            f"error: {BKT} does not fit: 303 files and folders to create (+1,024 margin), "
+            f"{free:,} inodes free in {small}/stage — free inodes there, set "
+            "VISIONLAB_BUCKETS_STAGE_DIR to a node-local disk with more inodes, or stage one "
+            "prefix with --stage-prefix\n")
+        assert os.listdir(small) == []
+        nothing_created(env)
+    finally:
+        subprocess.run(["umount", "-l", str(small)], check=True, timeout=30)  # busy if staged

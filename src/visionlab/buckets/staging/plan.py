@@ -1,5 +1,6 @@
 """Planning a copy before anything is created: the listing of what --stage copies, and the
-free-space check (with a margin), evicting unused copies of other buckets when that makes it fit."""
+free-space check (bytes and inodes, each with a margin), evicting unused copies of other buckets
+when that makes the bytes fit."""
 
 from __future__ import annotations
 
@@ -18,12 +19,51 @@ from .removal import drop
 
 MARGIN = 0.05  # free space needed beyond the bytes to download
 MARGIN_MIN = 256 << 20
+INODE_MARGIN = 0.05  # free inodes needed beyond one per file and folder to create
+INODE_MARGIN_MIN = 1024  # and the stage dir's own files
+
+
+def _existing(path: Path) -> Path:
+    while not path.exists():
+        path = path.parent
+    return path
 
 
 def _free_bytes(path: Path) -> int:
-    while not path.exists():
-        path = path.parent
-    return shutil.disk_usage(path).free
+    return shutil.disk_usage(_existing(path)).free
+
+
+def _free_inodes(path: Path) -> int:
+    """Inodes this user may still create there; -1 where the filesystem has no fixed number
+    (f_files 0: btrfs, some network filesystems)."""
+    found = os.statvfs(_existing(path))
+    return found.f_favail if found.f_files else -1
+
+
+def new_folders(path: str, previous: str) -> int:
+    """Folders of `path` that `previous` (the listing's line before) is not in: summed over a
+    listing sorted by path, the number of folders it holds (a folder's objects are one run of
+    the sorted listing); an upper bound when it is not sorted."""
+    folders = path.split("/")[:-1]
+    before = previous.split("/")[:-1]
+    same = 0
+    while same < min(len(folders), len(before)) and folders[same] == before[same]:
+        same += 1
+    return len(folders) - same
+
+
+def check_inodes(bucket: str, prefix: str, needed: int) -> None:
+    """Refuse (one line, before anything is created) a copy whose files and folders do not fit
+    in the inodes free in the stage dir, with a margin."""
+    free = _free_inodes(layout.stage_root())
+    want = needed + max(int(needed * INODE_MARGIN), INODE_MARGIN_MIN)
+    if 0 <= free < want:
+        raise BucketsError(
+            f"{bucket}{'/' + prefix if prefix else ''} does not fit: {needed:,} files and folders "
+            f"to create (+{want - needed:,} margin), {free:,} inodes free in {layout.stage_root()}",
+            f"free inodes there, set {layout.STAGE_ENV} to a node-local disk with more inodes, "
+            "or stage one prefix with --stage-prefix",
+        )
 
 
 def listing_key(objects: list[rclone.ObjectInfo]) -> list[list]:
@@ -60,6 +100,12 @@ def plan(binary: str, config: Path, remote: str, bucket: str, prefix: str
     with contextlib.suppress(OSError, ValueError):
         have = {(p, s, m) for p, s, m in json.loads(paths.listing.read_text())["objects"]}
     needed = sum(o.size for o in objects if (o.path, o.size, o.modified) not in have)
+    previous = ""
+    inodes = 0
+    for o in sorted(objects):
+        inodes += new_folders(o.path, previous) + ((o.path, o.size, o.modified) not in have)
+        previous = o.path
+    check_inodes(bucket, prefix, inodes)
     free = _free_bytes(layout.stage_root())
     want = needed + max(int(needed * MARGIN), MARGIN_MIN)
     if want > free:
