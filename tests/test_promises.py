@@ -258,7 +258,8 @@ def test_stage_plan_refuses_what_fits_only_without_the_margin(env, monkeypatch):
     with pytest.raises(BucketsError, match=r"does not fit: .* GB margin"):
         stage_plan.plan("rclone", env["config"], "s3_remote", "bkt", "")
     monkeypatch.setattr(stage_plan, "_free_bytes", lambda path: (10 << 20) + stage_plan.MARGIN_MIN)
-    assert stage_plan.plan("rclone", env["config"], "s3_remote", "bkt", "") == objects
+    found = stage_plan.plan("rclone", env["config"], "s3_remote", "bkt", "")
+    assert (found.totals.objects, found.totals.bytes, found.totals.needed) == (1, 10 << 20, 10 << 20)
 
 
 # --- staging: eviction never removes a copy a link uses ---------------------------------------

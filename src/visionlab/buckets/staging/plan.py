@@ -5,15 +5,15 @@ when that makes the bytes fit."""
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 from pathlib import Path
-from typing import NamedTuple
+from typing import IO, NamedTuple
 
 from ..errors import BucketsError
 from ..records import layout, state
 from ..system import rclone
+from . import listing
 from .record import load
 from .removal import drop
 
@@ -40,18 +40,6 @@ def _free_inodes(path: Path) -> int:
     return found.f_favail if found.f_files else -1
 
 
-def new_folders(path: str, previous: str) -> int:
-    """Folders of `path` that `previous` (the listing's line before) is not in: summed over a
-    listing sorted by path, the number of folders it holds (a folder's objects are one run of
-    the sorted listing); an upper bound when it is not sorted."""
-    folders = path.split("/")[:-1]
-    before = previous.split("/")[:-1]
-    same = 0
-    while same < min(len(folders), len(before)) and folders[same] == before[same]:
-        same += 1
-    return len(folders) - same
-
-
 def check_inodes(bucket: str, prefix: str, needed: int) -> None:
     """Refuse (one line, before anything is created) a copy whose files and folders do not fit
     in the inodes free in the stage dir, with a margin."""
@@ -66,17 +54,15 @@ def check_inodes(bucket: str, prefix: str, needed: int) -> None:
         )
 
 
-def listing_key(objects: list[rclone.ObjectInfo]) -> list[list]:
-    return sorted([o.path, o.size, o.modified] for o in objects)
-
-
 class Plan(NamedTuple):
     """A --stage request, checked before anything is created."""
 
     bucket: str
     remote: str
     prefix: str
-    objects: list  # rclone.ObjectInfo of what the copy holds
+    file: IO[str]  # the listing (staging.listing's format), an unnamed temp file
+    totals: listing.Totals
+    compared_with: tuple  # the copy in use's listing when compared (listing.identity)
 
 
 def prepare(remote: str, bucket: str, prefix: str) -> Plan:
@@ -87,25 +73,28 @@ def prepare(remote: str, bucket: str, prefix: str) -> Plan:
     config = rcconf.config_path(binary)
     credentials.check(remote, rcconf.remote_config(remote, config))
     prefix = prefix.strip("/")
-    return Plan(bucket, remote, prefix, plan(binary, config, remote, bucket, prefix))
+    return plan(binary, config, remote, bucket, prefix)
 
 
-def plan(binary: str, config: Path, remote: str, bucket: str, prefix: str
-         ) -> list[rclone.ObjectInfo]:
-    """List what to copy and check it fits (with a margin) before anything is created."""
+def plan(binary: str, config: Path, remote: str, bucket: str, prefix: str) -> Plan:
+    """List what to copy (streamed to an unnamed temp file, compared with the copy in use's
+    listing as it comes) and check it fits (bytes and inodes, with a margin) before anything is
+    created."""
     layout.check_private_dir(layout.stage_root())  # never act on a directory others control
-    objects = rclone.list_objects(binary, config, remote, bucket, prefix)
     paths = layout.stage_paths(bucket)
-    have = {}
-    with contextlib.suppress(OSError, ValueError):
-        have = {(p, s, m) for p, s, m in json.loads(paths.listing.read_text())["objects"]}
-    needed = sum(o.size for o in objects if (o.path, o.size, o.modified) not in have)
-    previous = ""
-    inodes = 0
-    for o in sorted(objects):
-        inodes += new_folders(o.path, previous) + ((o.path, o.size, o.modified) not in have)
-        previous = o.path
-    check_inodes(bucket, prefix, inodes)
+    old = listing.identity(paths.listing)
+    objects = rclone.list_objects(binary, config, remote, bucket, prefix)
+    found, totals = listing.write(objects, prefix, _existing(layout.stage_root()), paths.listing)
+    try:
+        check_inodes(bucket, prefix, totals.inodes)
+        _check_bytes(bucket, prefix, totals.needed)
+    except BaseException:
+        found.close()
+        raise
+    return Plan(bucket, remote, prefix, found, totals, old)
+
+
+def _check_bytes(bucket: str, prefix: str, needed: int) -> None:
     free = _free_bytes(layout.stage_root())
     want = needed + max(int(needed * MARGIN), MARGIN_MIN)
     if want > free:
@@ -118,7 +107,6 @@ def plan(binary: str, config: Path, remote: str, bucket: str, prefix: str
             f"free space there, set {layout.STAGE_ENV} to a bigger node-local disk, or stage one "
             "prefix with --stage-prefix",
         )
-    return objects
 
 
 def _size(path: Path) -> int:
