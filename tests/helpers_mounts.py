@@ -33,3 +33,20 @@ def rclone_pids(runtime: Path) -> list[int]:
                 any(str(runtime).encode() in a for a in cmd) and state != "Z":
             pids.append(int(pid))
     return pids
+
+
+def recording_rclone(monkeypatch, tmp_path: Path) -> Path:
+    """Put an `rclone` first on PATH that appends its arguments (one line per run) to the file
+    returned, then runs the real one."""
+    import shutil
+
+    real = shutil.which("rclone")
+    fake_bin = tmp_path / "fakebin"
+    fake_bin.mkdir()
+    record = tmp_path / "argv.log"
+    record.touch()
+    (fake_bin / "rclone").write_text(
+        f'#!/bin/sh\nprintf "%s " "$@" >> "{record}"\necho >> "{record}"\nexec "{real}" "$@"\n')
+    (fake_bin / "rclone").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake_bin}{os.pathsep}{os.environ['PATH']}")
+    return record

@@ -11,11 +11,10 @@ import subprocess
 import sys
 import textwrap
 import time
-from pathlib import Path
 
 import pytest
 from conftest import ACCESS_KEY, BUCKET, SECRET_KEY, finish, needs_fuse, readline, signal_checked
-from helpers_mounts import cli
+from helpers_mounts import cli, recording_rclone
 
 from visionlab.buckets import mount_bucket
 from visionlab.buckets.errors import BucketsError
@@ -27,23 +26,6 @@ from visionlab.buckets.staging import stager
 from visionlab.buckets.system import procs, runner
 from visionlab.buckets.system.rclone import ObjectInfo
 from visionlab.buckets.uploads import pending as uploads
-
-
-def recording_rclone(monkeypatch, tmp_path: Path) -> Path:
-    """Put an `rclone` first on PATH that appends its arguments (one line per run) to the file
-    returned, then runs the real one."""
-    import shutil
-
-    real = shutil.which("rclone")
-    fake_bin = tmp_path / "fakebin"
-    fake_bin.mkdir()
-    record = tmp_path / "argv.log"
-    record.touch()
-    (fake_bin / "rclone").write_text(
-        f'#!/bin/sh\nprintf "%s " "$@" >> "{record}"\necho >> "{record}"\nexec "{real}" "$@"\n')
-    (fake_bin / "rclone").chmod(0o755)
-    monkeypatch.setenv("PATH", f"{fake_bin}{os.pathsep}{os.environ['PATH']}")
-    return record
 
 
 def api_script(env, body: str) -> subprocess.Popen:
@@ -276,7 +258,8 @@ def test_stage_plan_refuses_what_fits_only_without_the_margin(env, monkeypatch):
     with pytest.raises(BucketsError, match=r"does not fit: .* GB margin"):
         stage_plan.plan("rclone", env["config"], "s3_remote", "bkt", "")
     monkeypatch.setattr(stage_plan, "_free_bytes", lambda path: (10 << 20) + stage_plan.MARGIN_MIN)
-    assert stage_plan.plan("rclone", env["config"], "s3_remote", "bkt", "") == objects
+    found = stage_plan.plan("rclone", env["config"], "s3_remote", "bkt", "")
+    assert (found.totals.objects, found.totals.bytes, found.totals.needed) == (1, 10 << 20, 10 << 20)
 
 
 # --- staging: eviction never removes a copy a link uses ---------------------------------------

@@ -1,9 +1,10 @@
 """mount: the flow that mounts a bucket (or reuses, or heals, its mount) and links it.
 
 Order matters: everything that can fail without side effects (name, link path, rclone, FUSE,
-config, credentials, the bucket answering) runs before anything is created; every later step
-undoes what it created when it fails. Staging meets this flow at one seam: `staging.prepare`
-in the request, `staging.attach` once the mount is there, `staging.wait` for --wait."""
+config, credentials, the bucket answering) runs before anything is created, cheap checks before
+expensive ones; every later step undoes what it created when it fails. Staging meets this flow
+at one seam: `staging.prepare` (the listing and the free-space check) after the cheap checks of
+the preflight, `staging.attach` once the mount is there, `staging.wait` for --wait."""
 
 from __future__ import annotations
 
@@ -25,7 +26,6 @@ from . import scopes, teardown
 from .mountinfo import MountInfo, status
 
 if TYPE_CHECKING:
-    from .. import staging
     from ..records import profiles
     from ..system import rclone
 SLOW_PROBE_TIMEOUT = 10.0  # before a live rclone whose mount did not answer is taken for hung
@@ -56,7 +56,8 @@ class _Request(NamedTuple):
     link: Path
     paths: layout.BucketPaths
     held: bool = False  # the caller runs under the mount and releases it (holds)
-    stage: Optional[staging.Plan] = None  # --stage: what the copy holds (checked, listed)
+    stage: bool = False  # --stage: the copy is planned (listed, checked) after the preflight
+    stage_prefix: str = ""
 
 
 def _resolve_root(root_dir: Optional[PathLike]) -> Path:
@@ -70,7 +71,7 @@ def _resolve_root(root_dir: Optional[PathLike]) -> Path:
 
 def _request(bucket_name: str, root_dir: Optional[PathLike], remote: str,
              profile: Optional[str], held: bool, stage: bool, stage_prefix: str) -> _Request:
-    """Parse and check the arguments, list what --stage copies; nothing is created."""
+    """Parse and check the arguments; nothing is created, nothing is asked of the network."""
     bucket = names.parse(bucket_name)
     if profile is not None:
         from ..records import profiles
@@ -87,13 +88,8 @@ def _request(bucket_name: str, root_dir: Optional[PathLike], remote: str,
         if not _may_share(link, paths, stage) and not scopes.dead_link_of_ours(link, paths) \
                 and links.target_of(link) != str(layout.stage_paths(bucket).current):
             raise
-    plan = None
-    if stage:  # where the mount flow meets staging, with attach() in mount()
-        from .. import staging
-
-        plan = staging.prepare(remote, bucket, stage_prefix)
     return _Request(bucket=bucket, remote=remote, profile=profile, link=link, paths=paths,
-                    held=held, stage=plan)
+                    held=held, stage=stage, stage_prefix=stage_prefix)
 
 
 def _may_share(link: Path, paths: layout.BucketPaths, stage: bool) -> bool:
@@ -126,7 +122,7 @@ def _check_same_profile(req: _Request, st: Optional[state.MountState]) -> None:
 def _register(req: _Request) -> None:
     """Under the lock: the link, and this process's hold when it runs under the mount (so a
     holder ending meanwhile never unmounts it under us)."""
-    _register_link(req.paths, req.link, req.stage is not None)
+    _register_link(req.paths, req.link, req.stage)
     if req.held:
         from . import holds
 
@@ -259,16 +255,24 @@ def mount(bucket_name: str, root_dir: Optional[PathLike] = None,
     if stage and profile is None:
         profile = "dataset"
     req = _request(bucket_name, root_dir, remote_name, profile, held, stage, stage_prefix)
+    plan = ready = None
+    if req.stage:  # where the mount flow meets staging, with attach() below
+        from .. import staging
+
+        # The cheap checks (FUSE, credentials, one request to the bucket) before the listing,
+        # which takes minutes for a big bucket; both before anything is created.
+        ready = _preflight(req)
+        plan = staging.prepare(req.remote, req.bucket, req.stage_prefix)
     result = _reuse_live(req)
     if not result:
-        ready = _preflight(req)
+        ready = ready or _preflight(req)
         layout.ensure_runtime(req.paths)
         with bucket_lock(req.paths.lock):
             result = _reuse_live(req, locked=True) or _start_or_heal(req, ready)
-    if req.stage is not None:
+    if plan is not None:
         from .. import staging
 
-        staging.attach(req.stage, req.paths)
+        staging.attach(plan, req.paths)
     return result
 
 

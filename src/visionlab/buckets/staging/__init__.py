@@ -13,7 +13,8 @@ free space), `may_share` (may the link be shared), `attach` once the mount is th
 --wait; unmount calls `stop_for`, `--drop-stage` calls `drop`, --status reads `load`.
 
     record    stage.json (StageState) and the finished copies; the stage dir's layout
-    plan      the listing and the free-space check, before anything is created
+    plan      the listing and the free-space check (bytes, inodes), before anything is created
+    listing   the listing on disk (NDJSON, sorted): written as rclone lists, merged, read back
     relink    links between the mounts and the copy
     start     attach, start the stager, take over, wait
     removal   stop a copy in progress, remove copies, drop the stage dir

@@ -1,33 +1,57 @@
 """Planning a copy before anything is created: the listing of what --stage copies, and the
-free-space check (with a margin), evicting unused copies of other buckets when that makes it fit."""
+free-space check (bytes and inodes, each with a margin), evicting unused copies of other buckets
+when that makes the bytes fit."""
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 from pathlib import Path
-from typing import NamedTuple
+from typing import IO, NamedTuple
 
 from ..errors import BucketsError
 from ..records import layout, state
 from ..system import rclone
+from . import listing
 from .record import load
 from .removal import drop
 
 MARGIN = 0.05  # free space needed beyond the bytes to download
 MARGIN_MIN = 256 << 20
+INODE_MARGIN = 0.05  # free inodes needed beyond one per file and folder to create
+INODE_MARGIN_MIN = 1024  # and the stage dir's own files
+
+
+def _existing(path: Path) -> Path:
+    while not path.exists():
+        path = path.parent
+    return path
 
 
 def _free_bytes(path: Path) -> int:
-    while not path.exists():
-        path = path.parent
-    return shutil.disk_usage(path).free
+    return shutil.disk_usage(_existing(path)).free
 
 
-def listing_key(objects: list[rclone.ObjectInfo]) -> list[list]:
-    return sorted([o.path, o.size, o.modified] for o in objects)
+def _free_inodes(path: Path) -> int:
+    """Inodes this user may still create there; -1 where the filesystem has no fixed number
+    (f_files 0: btrfs, some network filesystems)."""
+    found = os.statvfs(_existing(path))
+    return found.f_favail if found.f_files else -1
+
+
+def check_inodes(bucket: str, prefix: str, needed: int) -> None:
+    """Refuse (one line, before anything is created) a copy whose files and folders do not fit
+    in the inodes free in the stage dir, with a margin."""
+    free = _free_inodes(layout.stage_root())
+    want = needed + max(int(needed * INODE_MARGIN), INODE_MARGIN_MIN)
+    if 0 <= free < want:
+        raise BucketsError(
+            f"{bucket}{'/' + prefix if prefix else ''} does not fit: {needed:,} files and folders "
+            f"to create (+{want - needed:,} margin), {free:,} inodes free in {layout.stage_root()}",
+            f"free inodes there, set {layout.STAGE_ENV} to a node-local disk with more inodes, "
+            "or stage one prefix with --stage-prefix",
+        )
 
 
 class Plan(NamedTuple):
@@ -36,7 +60,9 @@ class Plan(NamedTuple):
     bucket: str
     remote: str
     prefix: str
-    objects: list  # rclone.ObjectInfo of what the copy holds
+    file: IO[str]  # the listing (staging.listing's format), an unnamed temp file
+    totals: listing.Totals
+    compared_with: tuple  # the copy in use's listing when compared (listing.identity)
 
 
 def prepare(remote: str, bucket: str, prefix: str) -> Plan:
@@ -47,19 +73,28 @@ def prepare(remote: str, bucket: str, prefix: str) -> Plan:
     config = rcconf.config_path(binary)
     credentials.check(remote, rcconf.remote_config(remote, config))
     prefix = prefix.strip("/")
-    return Plan(bucket, remote, prefix, plan(binary, config, remote, bucket, prefix))
+    return plan(binary, config, remote, bucket, prefix)
 
 
-def plan(binary: str, config: Path, remote: str, bucket: str, prefix: str
-         ) -> list[rclone.ObjectInfo]:
-    """List what to copy and check it fits (with a margin) before anything is created."""
+def plan(binary: str, config: Path, remote: str, bucket: str, prefix: str) -> Plan:
+    """List what to copy (streamed to an unnamed temp file, compared with the copy in use's
+    listing as it comes) and check it fits (bytes and inodes, with a margin) before anything is
+    created."""
     layout.check_private_dir(layout.stage_root())  # never act on a directory others control
-    objects = rclone.list_objects(binary, config, remote, bucket, prefix)
     paths = layout.stage_paths(bucket)
-    have = {}
-    with contextlib.suppress(OSError, ValueError):
-        have = {(p, s, m) for p, s, m in json.loads(paths.listing.read_text())["objects"]}
-    needed = sum(o.size for o in objects if (o.path, o.size, o.modified) not in have)
+    old = listing.identity(paths.listing)
+    objects = rclone.list_objects(binary, config, remote, bucket, prefix)
+    found, totals = listing.write(objects, prefix, _existing(layout.stage_root()), paths.listing)
+    try:
+        check_inodes(bucket, prefix, totals.inodes)
+        _check_bytes(bucket, prefix, totals.needed)
+    except BaseException:
+        found.close()
+        raise
+    return Plan(bucket, remote, prefix, found, totals, old)
+
+
+def _check_bytes(bucket: str, prefix: str, needed: int) -> None:
     free = _free_bytes(layout.stage_root())
     want = needed + max(int(needed * MARGIN), MARGIN_MIN)
     if want > free:
@@ -72,7 +107,6 @@ def plan(binary: str, config: Path, remote: str, bucket: str, prefix: str
             f"free space there, set {layout.STAGE_ENV} to a bigger node-local disk, or stage one "
             "prefix with --stage-prefix",
         )
-    return objects
 
 
 def _size(path: Path) -> int:

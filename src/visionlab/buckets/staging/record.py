@@ -5,7 +5,9 @@ twice a second, read by --status and the waiters) and its finished copies.
       current -> copy-<n>          the verified copy the links point at (swapped atomically)
       copy-<n>/                    read-only: files 0444, directories 0555
       work/                        the copy being made; kept when interrupted (resumed)
-      stage.json  listing.json  copy.log  copy.sock  stage.lock"""
+      stage.json  listing.json  copy.log  copy.sock  stage.lock
+
+listing.json (and listing.new, the one of the copy in progress) is NDJSON, see staging.listing."""
 
 from __future__ import annotations
 

@@ -11,17 +11,18 @@ reason; the work dir stays, so the next `--stage` resumes instead of starting ov
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 from ..errors import BucketsError
 from ..records import layout, links, state
 from ..system import mounttable, rcconf, rclone, runner
+from . import listing
 from .record import StageState, load, save
 from .record import copies as _copies
 from .relink import switch_all
@@ -44,8 +45,9 @@ def _read_only(root: Path) -> None:
         os.chmod(dirpath, 0o555)
 
 
-def _verify(dest: Path, objects: list[list]) -> None:
-    """Every listed object is in the copy with its size (rclone checked each download's MD5)."""
+def _verify(dest: Path, objects: Iterable[tuple[str, int, str]]) -> None:
+    """Every listed object is in the copy with its size (rclone checked each download's MD5);
+    the listing is read line by line."""
     for rel, size, _modified in objects:
         try:
             got = os.stat(dest / rel).st_size
@@ -71,8 +73,7 @@ def run(bucket: str, remote: str, prefix: str, scope: str) -> None:
     st = st._replace(state="copying", pid=os.getpid(), error=None)
     save(paths, st)
     new_listing = paths.listing.with_suffix(".new")
-    listing = json.loads(new_listing.read_text())
-    objects = listing["objects"]
+    total = st.files_total
     copies = _copies(paths)
     links.replace(paths.mount, layout.paths_for(bucket, scope).mount_point)
     if not paths.work.exists():
@@ -91,7 +92,7 @@ def run(bucket: str, remote: str, prefix: str, scope: str) -> None:
     argv = rclone.sync_argv(binary, rcconf.config_path(binary), remote, bucket, prefix, dest,
                             paths.log, paths.socket)
     # Counted once (not at every progress poll: 2,000 stats a poll cost CPU the copy needs).
-    already = sum(1 for rel, _s, _m in objects if os.path.exists(dest / rel))
+    already = sum(1 for rel, _s, _m in listing.records(new_listing) if os.path.exists(dest / rel))
     state.remove(paths.socket)  # left by an rclone that was killed
     offset = rclone.log_offset(paths.log)
     child = runner.start_logged(argv, str(paths.log))
@@ -104,14 +105,14 @@ def run(bucket: str, remote: str, prefix: str, scope: str) -> None:
         except OSError:
             continue
         downloaded = stats.files_done
-        save(paths, st._replace(files_done=min(already + downloaded, len(objects)),
+        save(paths, st._replace(files_done=min(already + downloaded, total),
                                 bytes_done=min(stats.bytes_done, st.bytes_total),
                                 downloaded=downloaded))
     downloaded = rclone.copied_files(paths.log, offset)
     if child.returncode != 0:
         raise BucketsError(f"rclone sync failed: {rclone.log_error(paths.log, offset) or child.returncode}",
                            "run --stage again to resume")
-    _verify(dest, objects)
+    _verify(dest, listing.records(new_listing))
     if prefix:
         top = sorted({rel.split("/")[0] for rel in _top_level(bucket, remote)})
         _link_other_entries(paths.work, prefix, str(paths.mount), top)
@@ -129,7 +130,7 @@ def run(bucket: str, remote: str, prefix: str, scope: str) -> None:
     switch_all(bucket, paths, new_copy)
     for old in copies:  # files open in an old copy keep reading (unlinked, not gone)
         remove_copy(old)
-    save(paths, st._replace(state="ready", files_done=len(objects), bytes_done=st.bytes_total,
+    save(paths, st._replace(state="ready", files_done=total, bytes_done=st.bytes_total,
                             downloaded=downloaded, warning=warning))
 
 

@@ -4,8 +4,6 @@ and wait until this mount's links are on the complete copy."""
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 import sys
 import time
@@ -14,7 +12,8 @@ from ..errors import BucketsError, NotMounted
 from ..records import layout
 from ..records.lock import bucket_lock
 from ..system import runner
-from .plan import Plan, listing_key
+from . import listing
+from .plan import Plan
 from .record import STAGER, StageState, copies, load, save
 from .relink import keep_mount_link, move_links, switch_all
 
@@ -34,28 +33,25 @@ def attach(plan: Plan, mount: layout.BucketPaths) -> StageState:
 
 
 def _start_locked(paths: layout.StagePaths, plan: Plan, mount_scope: str) -> StageState:
-    bucket, prefix, objects = plan.bucket, plan.prefix, plan.objects
+    bucket, prefix, totals = plan.bucket, plan.prefix, plan.totals
     running = load(paths)
     if running and running.state == "copying":
         return running  # one stager per bucket
-    listing = {"prefix": prefix, "objects": listing_key(objects)}
-    total = sum(o.size for o in objects)
-    st = StageState(state="copying", files_total=len(objects), bytes_total=total,
+    st = StageState(state="copying", files_total=totals.objects, bytes_total=totals.bytes,
                     path=str(paths.current), prefix=prefix, started_at=time.time(),
                     scope=mount_scope, remote=plan.remote)
     done = copies(paths)
-    with contextlib.suppress(OSError, ValueError):
-        if (done and json.loads(paths.listing.read_text()) == listing
-                and os.path.realpath(paths.current) == str(done[-1])):
-            # Unchanged since the copy in use was made: listed and compared, nothing to
-            # download, no copy process: the links move now.
-            switch_all(bucket, paths, done[-1])
-            st = st._replace(state="ready", files_done=len(objects), bytes_done=total,
-                             downloaded=0, warning=running.warning if running else "")
-            save(paths, st)
-            return st
-    with open(paths.listing.with_suffix(".new"), "w", encoding="utf-8") as f:
-        json.dump(listing, f)
+    if (done and totals.unchanged and listing.identity(paths.listing) == plan.compared_with
+            and os.path.realpath(paths.current) == str(done[-1])):
+        # Unchanged since the copy in use was made (its listing is still the one the plan was
+        # compared with): listed and compared, nothing to download, no copy process: the links
+        # move now.
+        switch_all(bucket, paths, done[-1])
+        st = st._replace(state="ready", files_done=totals.objects, bytes_done=totals.bytes,
+                         downloaded=0, warning=running.warning if running else "")
+        save(paths, st)
+        return st
+    listing.save(plan.file, paths.listing.with_suffix(".new"))
     return _spawn(paths, bucket, st)
 
 

@@ -58,6 +58,60 @@ def run(
     return Result(proc.returncode, proc.stdout, proc.stderr)
 
 
+class Stream:
+    """A command whose stdout is read line by line, never held whole (a listing of millions of
+    objects); its stderr goes to an unnamed temp file. Killed past `timeout` seconds, then
+    `finish` raises CommandTimeout. Use it as a context manager: leaving early kills it."""
+
+    def __init__(self, argv: Sequence[str], timeout: float,
+                 hint: str = "try again; if it keeps happening, run with VISIONLAB_BUCKETS_DEBUG=1"
+                 ) -> None:
+        import tempfile
+        import threading
+
+        self.argv, self.timeout, self.hint, self.timed_out = list(argv), timeout, hint, False
+        self._err = tempfile.TemporaryFile()  # noqa: SIM115 (closed by finish or __exit__)
+        self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                     stderr=self._err, text=True, bufsize=1 << 16)
+        self._timer = threading.Timer(timeout, self._expire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _expire(self) -> None:
+        self.timed_out = True
+        self.proc.kill()
+
+    def __iter__(self):
+        assert self.proc.stdout is not None
+        return iter(self.proc.stdout)
+
+    def finish(self) -> Result:
+        """Wait for the end (stdout read to its end first); its status and stderr."""
+        assert self.proc.stdout is not None
+        self.proc.stdout.close()
+        code = self.proc.wait()
+        self._timer.cancel()
+        self._err.seek(0)
+        stderr = self._err.read().decode(errors="replace")
+        self._err.close()
+        if self.timed_out:
+            raise CommandTimeout(
+                f"{os.path.basename(self.argv[0])} did not finish within {self.timeout:g}s",
+                self.hint)
+        return Result(code, "", stderr)
+
+    def __enter__(self) -> Stream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self._timer.cancel()
+        if not self._err.closed:
+            self._err.close()
+
+
 def spawn_detached(argv: Sequence[str], log_path: str) -> Optional[int]:
     """Start argv detached and return its pid (None when it could not be started): own session,
     reparented to init, stdin from /dev/null, output appended to `log_path` (never a pipe a

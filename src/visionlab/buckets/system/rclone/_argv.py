@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Callable, NamedTuple, Optional
 
@@ -178,27 +179,35 @@ _CHEAP_LISTING = ["--fast-list", "--use-server-modtime"]
 
 
 def list_objects(binary: str, config: Path, remote: str, bucket: str, prefix: str = "",
-                 timeout: float = 600) -> list[ObjectInfo]:
-    """Every object under `bucket/prefix` with its size and last-modified time: one recursive
-    listing, no request per object."""
+                 timeout: float = 3600) -> Iterator[ObjectInfo]:
+    """Every object under `bucket/prefix` with its size and last-modified time, as rclone lists
+    them (S3's key order): one recursive listing, no request per object, read line by line
+    (`lsjson` writes one object per line), never held whole. Raises when the listing fails,
+    after the last object."""
     from .. import runner
 
     target = f"{source(remote, bucket)}/{prefix}".rstrip("/")
-    result = runner.run([binary, "lsjson", "-R", "--files-only", "--no-mimetype", *_CHEAP_LISTING,
-                         "--config", str(config), target], timeout=timeout,
-                        hint="a very large bucket lists slowly; stage one prefix of it")
+    with runner.Stream([binary, "lsjson", "-R", "--files-only", "--no-mimetype", *_CHEAP_LISTING,
+                        "--config", str(config), target], timeout=timeout,
+                       hint="a very large bucket lists slowly; stage one prefix of it") as listing:
+        for line in listing:
+            line = line.strip().rstrip(",")
+            if line in ("[", "]", ""):
+                continue
+            try:
+                item = json.loads(line)
+                yield ObjectInfo(str(item["Path"]), int(item.get("Size", 0)),
+                                 str(item.get("ModTime", "")))
+            except (ValueError, KeyError, TypeError) as exc:
+                raise BucketsError(f"rclone listed {target} in a form not understood: {exc}",
+                                   "check the rclone version (install.sh installs a current one)"
+                                   ) from exc
+        result = listing.finish()
     if not result.ok:
         error = classify(remote, bucket, result.stderr)
         raise error or BucketsError(f"rclone cannot list {target}: "
                                     f"{last_error_line(result.stderr)}",
                                     f"try 'rclone lsf -R {target}'")
-    try:
-        items = json.loads(result.stdout or "[]")
-    except ValueError as exc:
-        raise BucketsError(f"rclone listed {target} in a form not understood: {exc}",
-                           "check the rclone version (install.sh installs a current one)") from exc
-    return [ObjectInfo(str(i["Path"]), int(i.get("Size", 0)), str(i.get("ModTime", "")))
-            for i in items]
 
 
 def sync_argv(binary: str, config: Path, remote: str, bucket: str, prefix: str, dest: Path,
