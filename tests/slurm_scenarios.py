@@ -433,6 +433,79 @@ def run_srun_mount(cluster: SlurmCluster, s3: S3Server, bucket: str = "srun-bkt"
                       values.get("LINK_AFTER") == "yes", job.output)
 
 
+HIDDEN = '''\
+"""A program in a job that has lost its SLURM_* variables (a notebook kernel started with a
+clean environment): print is_slurm(), mount the bucket, hold it for --hold s."""
+import os, sys, time
+from visionlab.buckets import is_slurm, mount_bucket
+print("SLURM_VARS", sorted(v for v in os.environ if v.startswith("SLURM_")), flush=True)
+print("IS_SLURM", is_slurm(), flush=True)
+link = mount_bucket(sys.argv[1])
+print("MOUNTED", link, os.readlink(link), flush=True)
+time.sleep(float(sys.argv[2]))
+print("HIDDEN DONE", flush=True)
+'''
+
+
+@dataclass
+class HiddenJobResult:
+    is_slurm: str  # what the job's program printed
+    slurm_vars: str  # the SLURM_* variables it still had
+    job_link: str  # "<link> <its target>" as the program printed it
+    ok: int  # the outside reader's good reads
+    failed: int
+    first_error: str
+    status_exit: str  # `mount-bucket --status B` outside the job, after the job ended
+    job_state: str
+    output_job: str = field(repr=False, default="")
+    output_outside: str = field(repr=False, default="")
+
+
+def run_hidden_job(cluster: SlurmCluster, s3: S3Server, bucket: str = "hidden-bkt",
+                   files: int = 200, hold: float = 12.0, read_seconds: float = 20.0
+                   ) -> HiddenJobResult:
+    """A batch script unsets every SLURM_* variable, then runs a Python program that calls
+    is_slurm() and mount_bucket(B) and sleeps `hold` s. Once it has mounted, the same user,
+    outside any job (su from here), runs `mount-bucket B` and reads its files through
+    ~/s3_buckets/B for `read_seconds` (the job ends meanwhile), then `mount-bucket --status B`."""
+    import threading
+
+    cluster.reset_user_runtime()
+    fresh_bucket(s3, bucket, {f"f{i:03d}.txt": f"data file {i}\n".encode() * 20
+                              for i in range(files)})
+    _, reader = _install_helpers(cluster)
+    program = cluster.write_user_file("vb_hidden.py", HIDDEN)
+    home = Path(cluster.pw.pw_dir)
+    shutil.rmtree(home / "s3_buckets", ignore_errors=True)
+    job = cluster.submit("for v in $(compgen -e | grep '^SLURM_'); do unset \"$v\"; done\n"
+                         f"python {program} {bucket} {hold:g}", name="hidden-env")
+    cluster.wait_output(job, "MOUNTED", timeout=90)
+    env = shlex.quote(str(cluster.env_file))
+    outside: list = []
+    reading = threading.Thread(target=lambda: outside.append(cluster.as_user(
+        f". {env} && mount-bucket {bucket} && python {reader} ~/s3_buckets/{bucket} "
+        f"--seconds {read_seconds:g}; mount-bucket --status {bucket}; echo STATUS_EXIT=$?",
+        timeout=read_seconds + 120)))
+    reading.start()
+    ended = cluster.wait(job, timeout=180)
+    reading.join(read_seconds + 150)
+    text = (outside[0].stdout + outside[0].stderr) if outside else "(outside reader gave nothing)"
+    values = {}
+    for line in (ended.output + "\n" + text).splitlines():
+        word, _, rest = line.partition(" ")
+        if word in ("IS_SLURM", "SLURM_VARS", "MOUNTED", "READS"):
+            values[word] = rest
+        elif line.startswith("STATUS_EXIT="):
+            values["STATUS_EXIT"] = line.split("=", 1)[1]
+    reads = dict(kv.split("=", 1) for kv in values.get("READS", "ok=0 failed=-1").split(" ", 3))
+    cluster.reset_user_runtime()
+    shutil.rmtree(home / "s3_buckets", ignore_errors=True)
+    return HiddenJobResult(values.get("IS_SLURM", "?"), values.get("SLURM_VARS", "?"),
+                           values.get("MOUNTED", "?"), int(reads["ok"]), int(reads["failed"]),
+                           reads.get("first_error", ""), values.get("STATUS_EXIT", "?"),
+                           f"{ended.state} {ended.exit_code}", ended.output, text)
+
+
 # ---- starting everything (shared by the pytest fixture and main()) --------------------------
 
 

@@ -14,11 +14,9 @@ from visionlab.buckets.records import layout
 def test_runtime_dir_override_and_default_root(monkeypatch, tmp_path):
     monkeypatch.setenv("VISIONLAB_BUCKETS_RUNTIME_DIR", str(tmp_path / "rt"))
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("SLURM_JOB_ID", raising=False)
     assert layout.runtime_dir() == tmp_path / "rt"
-    assert layout.default_root() == tmp_path / "home" / "s3_buckets"
-    monkeypatch.setenv("SLURM_JOB_ID", "42")
-    assert layout.default_root() == tmp_path / "rt" / "s3_buckets"
+    assert layout.default_root(in_slurm_job=False) == tmp_path / "home" / "s3_buckets"
+    assert layout.default_root(in_slurm_job=True) == tmp_path / "rt" / "s3_buckets"
     monkeypatch.delenv("VISIONLAB_BUCKETS_RUNTIME_DIR")
     assert layout.runtime_dir() == Path("/tmp") / layout.user_name()
 

@@ -22,6 +22,7 @@ from slurm_scenarios import (
     count_stranded,
     expected_files,
     fresh_bucket,
+    run_hidden_job,
     run_srun_mount,
     run_two_jobs,
     run_write_scenario,
@@ -92,6 +93,22 @@ def test_job_a_cancelled_breaks_no_read_of_job_b(slurm_job, slurm_s3):
     assert r.a_state.startswith("CANCELLED"), r.output_a
     assert r.ok > 0 and r.failed == 0, (r.first_error, r.output_b)
     assert r.b_state == "COMPLETED 0:0", r.output_b
+
+
+def test_a_program_in_a_job_without_slurm_variables_breaks_no_read_outside_it(slurm_job, slurm_s3):
+    """A batch script unsets every SLURM_* variable and runs a Python program that mounts B and
+    sleeps; the same user, outside any job, mounts B and reads its 200 files in a loop while the
+    job ends. The job is known from its cgroup: is_slurm() is True, the program's mount is the
+    job's own, and not one outside read fails; the outside mount is alive after the job."""
+    cluster = slurm_job
+    r = run_hidden_job(cluster, slurm_s3)
+    print(f"is_slurm={r.is_slurm} vars={r.slurm_vars} job link={r.job_link} reads ok={r.ok} "
+          f"failed={r.failed} status exit={r.status_exit} job={r.job_state}")
+    said = (r.slurm_vars, r.is_slurm, r.job_state, r.failed, r.status_exit)
+    assert said == ("[]", "True", "COMPLETED 0:0", 0, "0"), (r, r.output_job, r.output_outside)
+    assert r.ok > 0, r.output_outside
+    assert r.job_link.startswith(f"{cluster.runtime_dir}/s3_buckets/hidden-bkt "
+                                 f"{cluster.runtime_dir}/jobs/"), r.output_job
 
 
 def test_plain_mount_in_srun_step_is_refused_in_one_line(slurm_job, slurm_s3):

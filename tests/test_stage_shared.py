@@ -29,9 +29,10 @@ def dataset(s3, n: int = 200, size: int = 10_000) -> dict[str, bytes]:
     return files
 
 
-def in_job(job: str = "", step: str = "") -> dict:
-    """The environment of a process in SLURM job `job` (its batch script, or srun step `step`)."""
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
+def in_job(job: str = "", step: str = "", **extra: str) -> dict:
+    """The environment of a process in SLURM job `job` (its batch script, or srun step `step`),
+    with `extra` variables."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")} | extra
     if job:
         environ["SLURM_JOB_ID"] = job
     if step:
@@ -39,8 +40,8 @@ def in_job(job: str = "", step: str = "") -> dict:
     return environ
 
 
-def start(*args: str, job: str = "", step: str = "") -> subprocess.Popen:
-    return subprocess.Popen([bin_path("mount-bucket"), *args], env=in_job(job, step),
+def start(*args: str, job: str = "", step: str = "", **extra: str) -> subprocess.Popen:
+    return subprocess.Popen([bin_path("mount-bucket"), *args], env=in_job(job, step, **extra),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             stdin=subprocess.DEVNULL)
 
@@ -124,29 +125,34 @@ def test_an_unstaged_mount_still_refuses_another_jobs_live_link(env):
 
 
 def test_a_waiter_takes_over_the_copy_when_the_job_that_ran_it_is_killed(env):
+    """Job 301's copy is killed part way while job 302 waits for it: 302 resumes it. The first
+    copy is held back by what it is, not by this test's timing: its rclone is limited to 1 MB/s
+    (RCLONE_BWLIMIT, in job 301's environment only: 15 s for the 15 MB), and it is stopped
+    (SIGSTOP) until the waiter is there. (Throttled before by pausing the S3 server in bursts,
+    the copy finished before the waiter was up whenever the machine was busy: 3 of 3 runs with
+    two CPU hogs beside it; the test then found no stager to kill, pid 0.)"""
     s3 = env["s3"]
     files = dataset(s3, n=300, size=50_000)
-    code, _out, err = finish(start(BKT, "--stage", "--root", str(env["tmp"] / "r1"), job="301"))
+    code, _out, err = finish(start(BKT, "--stage", "--root", str(env["tmp"] / "r1"), job="301",
+                                   RCLONE_BWLIMIT="1M"))
     assert code == 0, err
-    waiter = start(BKT, "--stage", "--wait", job="302")
+    first = stage_json(env)["pid"]
+    wait_for(lambda: os.getpgid(first) == first)  # it leads its group (stager and rclone)
+    signal_checked(first, signal.SIGSTOP, "visionlab.buckets.staging.stager", group=True)
     link = env["runtime"] / "s3_buckets" / BKT
-    wait_for(lambda: os.path.lexists(link))  # the waiter's mount is there; it waits
-    work = stage_dir(env) / "work" / "train"
-    s3.pause()  # let the copy through in short bursts until part of it is done...
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and (
-                not work.is_dir() or len(list(work.glob("*.bin"))) < 30):
-            s3.resume()
-            time.sleep(0.01)
-            s3.pause()
-            time.sleep(0.05)
-        first = stage_json(env)["pid"]
-        # ...and the stager dies, as when its job is cancelled
-        signal_checked(first, signal.SIGKILL, "visionlab.buckets.staging.stager", group=True)
-        done_before = len(list(work.glob("*.bin")))
+        waiter = start(BKT, "--stage", "--wait", job="302")
+        wait_for(lambda: os.path.lexists(link))  # the waiter's mount is there; it waits
     finally:
-        s3.resume()
+        signal_checked(first, signal.SIGCONT, "visionlab.buckets.staging.stager", group=True)
+    work = stage_dir(env) / "work" / "train"
+    wait_for(lambda: stage_json(env)["state"] != "copying" or (
+        work.is_dir() and len(list(work.glob("*.bin"))) >= 30))
+    assert stage_json(env)["state"] == "copying" and stage_json(env)["pid"] == first, \
+        stage_json(env)
+    # ...and the stager dies, as when its job is cancelled
+    signal_checked(first, signal.SIGKILL, "visionlab.buckets.staging.stager", group=True)
+    done_before = len(list(work.glob("*.bin")))
     code, _out, err = finish(waiter, timeout=180)
     assert code == 0, err
     assert os.readlink(link) == str(stage_dir(env) / "current")

@@ -20,7 +20,7 @@ from ..errors import BucketsError, LinkConflict, MountFailed, RemoteMismatch
 from ..health.liveness import PROBE_TIMEOUT, answers, mounted_remote
 from ..records import layout, links, names, state
 from ..records.lock import bucket_lock
-from ..system import mounttable, procs
+from ..system import mounttable, procs, slurm
 from ..system.rcconf import DEFAULT_REMOTE
 from . import scopes, teardown
 from .mountinfo import MountInfo, status
@@ -62,7 +62,7 @@ class _Request(NamedTuple):
 
 def _resolve_root(root_dir: Optional[PathLike]) -> Path:
     if root_dir is None:
-        return layout.default_root()
+        return layout.default_root(slurm.current() is not None)
     text = os.fspath(root_dir)
     if not text or "\0" in text:
         raise BucketsError(f"invalid root directory {text!r}", "pass an existing or creatable path")

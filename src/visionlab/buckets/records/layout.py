@@ -45,9 +45,10 @@ def runtime_dir() -> Path:
     return Path("/tmp") / user_name()
 
 
-def default_root() -> Path:
-    """~/s3_buckets, or <runtime>/s3_buckets inside a SLURM job (home is often a slow NFS)."""
-    if os.environ.get("SLURM_JOB_ID"):
+def default_root(in_slurm_job: bool) -> Path:
+    """~/s3_buckets, or <runtime>/s3_buckets inside a SLURM job (home is often a slow NFS).
+    Whether we are in one is system.slurm's to say (`slurm.current()`), not this module's."""
+    if in_slurm_job:
         return runtime_dir() / "s3_buckets"
     return Path.home() / "s3_buckets"
 

@@ -1,4 +1,5 @@
-"""Where are we running? Answers from environment variables and files; no torch, no hangs."""
+"""Where are we running? Answers from environment variables and files (SLURM: system.slurm);
+no torch, no hangs."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import os
 import shutil
 import sys
 
-from . import runner
+from . import runner, slurm
 
 # Lightning Studio sets these in every studio shell; /teamspace/studios is its shared drive.
 _LIGHTNING_ENV = ("LIGHTNING_CLOUD_PROJECT_ID", "LIGHTNING_CLOUDSPACE_HOST", "LIGHTNING_CLOUDSPACE_ID")
@@ -21,8 +22,10 @@ def is_lightning_studio() -> bool:
 
 
 def is_slurm() -> bool:
-    """True inside a SLURM job or allocation (SLURM_JOB_ID is set)."""
-    return bool(os.environ.get("SLURM_JOB_ID"))
+    """True inside a SLURM job: this process is in a job's cgroup (even with the SLURM_*
+    variables gone, or ssh'd into the job's node and adopted into it), else SLURM_JOB_ID is
+    set (an allocation's shell, a cluster without proctrack/cgroup)."""
+    return slurm.current() is not None
 
 
 def is_macos() -> bool:

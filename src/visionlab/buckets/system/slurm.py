@@ -13,7 +13,11 @@ import re
 from typing import NamedTuple, Optional
 
 BATCH = "batch"
-_STEP_IN_CGROUP = re.compile(r"/job_(\d+)/step_([a-z0-9_]+)")
+EXTERN = "extern"  # the step pam_slurm_adopt puts an ssh session into: inside the job too
+# A job's step in a cgroup path SLURM made: v1 `/slurm[_node]/uid_<uid>/job_<id>/step_<step>`,
+# v2 `/system.slice/[<node>_]slurmstepd.scope/job_<id>/step_<step>[/user/task_<n>]`.
+_STEP_IN_CGROUP = re.compile(r"slurm[^/\n]*/(?:uid_\d+/)?job_(\d+)/step_([a-z0-9_]+)")
+CGROUP_FILE = "/proc/self/cgroup"
 
 
 class JobStep(NamedTuple):
@@ -29,26 +33,33 @@ class JobStep(NamedTuple):
         return f"job {self.job}" if not self.is_srun_step else f"job {self.job} step {self.step}"
 
 
-def _step_from_cgroup(job: str) -> Optional[str]:
+def steps_in_cgroup(text: str) -> list[JobStep]:
+    """The (job, step) pairs in the text of /proc/<pid>/cgroup, in order (one per hierarchy
+    that SLURM placed the process in; the same pair on each)."""
+    return [JobStep(m.group(1), m.group(2)) for m in _STEP_IN_CGROUP.finditer(text)]
+
+
+def _cgroup_steps() -> list[JobStep]:
     try:
-        with open("/proc/self/cgroup", encoding="utf-8") as f:
-            text = f.read()
+        with open(CGROUP_FILE, encoding="utf-8") as f:
+            return steps_in_cgroup(f.read())
     except OSError:
-        return None
-    for match in _STEP_IN_CGROUP.finditer(text):
-        if match.group(1) == job:
-            return match.group(2)
-    return None
+        return []
 
 
 def current() -> Optional[JobStep]:
-    """The job and step of this process, or None outside SLURM jobs. The step comes from the
-    job's cgroup where SLURM put us (authoritative), else from SLURM_STEP_ID."""
+    """The job and step of this process, or None outside SLURM jobs. Every decision that depends
+    on the job asks this. The cgroup SLURM put us in is authoritative (SLURM kills what is in
+    it when the job or step ends): it gives the job and step even when the SLURM_* variables
+    are gone (a notebook kernel started with a clean environment, an ssh session adopted into
+    the job's `extern` step). Without one (no proctrack/cgroup): SLURM_JOB_ID, SLURM_STEP_ID."""
+    found = _cgroup_steps()
+    if found:
+        return found[0]
     job = os.environ.get("SLURM_JOB_ID")
     if not job:
         return None
-    step = _step_from_cgroup(job) or os.environ.get("SLURM_STEP_ID") or BATCH
-    return JobStep(job, step)
+    return JobStep(job, os.environ.get("SLURM_STEP_ID") or BATCH)
 
 
 def parent_is_slurmstepd() -> bool:
