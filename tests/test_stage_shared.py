@@ -412,3 +412,57 @@ def test_as_root_without_bind_mounts_the_copy_is_made_and_says_root_can_write_in
     status = subprocess.run([bin_path("mount-bucket"), "--status", BKT], capture_output=True,
                             text=True, timeout=60, check=False)
     assert "warning: root can write into the copy" in status.stdout
+
+
+def _held_stage(env, job: str) -> tuple[int, Path, Path]:
+    """Job `job` stages (no wait) with the default link; its copy is stopped (SIGSTOP) until the
+    caller lets it go. Returns the stager's pid, the link and the mount's state file."""
+    dataset(env["s3"], n=300, size=50_000)
+    code, _out, err = finish(start(BKT, "--stage", job=job, RCLONE_BWLIMIT="2M"))
+    assert code == 0, err
+    copier = stage_json(env)["pid"]
+    wait_for(lambda: os.getpgid(copier) == copier)  # it leads its group (stager and rclone)
+    signal_checked(copier, signal.SIGSTOP, "visionlab.buckets.staging.stager", group=True)
+    link = env["runtime"] / "s3_buckets" / BKT
+    assert os.readlink(link) == str(env["runtime"] / "jobs" / job / "rclone" / BKT)
+    return copier, link, env["runtime"] / "jobs" / job / "buckets" / f"{BKT}.json"
+
+
+def _let_go_until_ready(env, copier: int, state_file: Path) -> dict:
+    signal_checked(copier, signal.SIGCONT, "visionlab.buckets.staging.stager", group=True)
+    wait_for(lambda: stage_json(env)["state"] != "copying", timeout=120)
+    assert stage_json(env)["state"] == "ready", stage_json(env)
+    return json.loads(state_file.read_text())
+
+
+def test_a_link_the_user_deleted_while_the_copy_was_made_stays_deleted(env):
+    """The user removes the link while the copy is being made: once the copy is ready (every
+    link of the mount moved to it), that link is still absent, and the state file no longer
+    records it, so nothing later brings it back."""
+    copier, link, state_file = _held_stage(env, "921")
+    try:
+        os.unlink(link)  # the user's `rm ~/s3_buckets/B`, while the copy is stopped
+    finally:
+        st = _let_go_until_ready(env, copier, state_file)
+    assert not os.path.lexists(link)
+    assert st["symlinks"] == [] and st["staged"] == str(stage_dir(env) / "current")
+
+
+def test_a_link_our_code_took_away_while_the_copy_was_made_is_made_again_on_it(env):
+    """Our code removes the link while the copy is being made, as a mount going away does
+    (mounts.teardown removes the links that are its alone, through links.remove_ours, noting
+    each one it removed): once the copy is ready, that link is made again, on the copy."""
+    from visionlab.buckets.records import layout, links
+
+    copier, link, state_file = _held_stage(env, "922")
+    try:
+        mount_point = env["runtime"] / "jobs" / "922" / "rclone" / BKT
+        assert links.remove_ours([str(link)], mount_point,
+                                 taken=layout.taken_links()) == [str(link)]
+        assert not os.path.lexists(link)
+    finally:
+        st = _let_go_until_ready(env, copier, state_file)
+    assert os.readlink(link) == str(stage_dir(env) / "current")
+    assert st["symlinks"] == [str(link)]
+    assert (link / "val" / "v.txt").read_bytes() == b"validation\n"
+    assert not links.was_taken(layout.taken_links(), link)  # ours again: a later rm is the user's

@@ -152,6 +152,7 @@ def _register_link(paths: layout.BucketPaths, link: Path, staged: bool = False) 
             if not _may_share(link, paths, staged):
                 raise
             created = []
+    links.forget_taken(layout.taken_links(), link)
     if st and str(link) not in st.symlinks:
         state.save(paths.state, st._replace(symlinks=[*st.symlinks, str(link)]))
     return created

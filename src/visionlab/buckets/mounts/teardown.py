@@ -96,7 +96,8 @@ def take_down(paths: layout.BucketPaths, st: Optional[state.MountState], lazy: b
     if st and st.pid and not lazy and not procs.wait_exit(st.pid, 15):
         stop_recorded_rclone(paths, st)
     removed = links.remove_ours(scopes.unshared_links(paths, st),
-                                *layout.link_targets(paths, st)) if st else []
+                                *layout.link_targets(paths, st),
+                                taken=layout.taken_links()) if st else []
     rmdir(paths.mount_point)
     rmdir(paths.holds)  # only when no process holds the mount any more (else not empty)
     state.remove(paths.state)

@@ -5,6 +5,8 @@
       buckets/<bucket>.lock|.json|.log|.sock
       buckets/cache/<bucket>/      rclone's VFS cache for that bucket
       buckets/completion/<remote>.json   the cached bucket listing for shell completion
+      buckets/taken/<hash>         a link our code removed (a mount going away): only such a
+                                   link is made again when a staged copy becomes ready
       jobs/<scope>/rclone|buckets/...  the same, for the mounts of one SLURM job (scope "<job>")
                                    or one srun step ("<job>.<step>"): they live as long as it
 
@@ -119,6 +121,12 @@ def recorded_buckets(scope: str = "") -> list[str]:
     """Buckets with a state file (a mount of ours, alive or not)."""
     meta = state_dir(scope)
     return sorted(p.stem for p in meta.glob("*.json")) if meta.is_dir() else []
+
+
+def taken_links() -> Path:
+    """The record of the links our code removed when a mount went away (one file per link),
+    the only vanished links a staged copy may make again: one the user removed stays removed."""
+    return state_dir() / "taken"
 
 
 def completion_cache(remote: str) -> Path:

@@ -1,8 +1,10 @@
-"""Symlinks <root>/<bucket> -> mount point: created atomically, never replacing anything."""
+"""Symlinks <root>/<bucket> -> mount point: created atomically, never replacing anything; and
+the record of the links our code removed (so that only those are ever made again)."""
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -110,11 +112,46 @@ def alive(links: Iterable[str], *targets: Path) -> list[str]:
     return [link for link in links if any(_points_at(link, t) for t in targets)]
 
 
-def remove_ours(links: Iterable[str], *targets: Path) -> list[str]:
-    """Remove each recorded link that still points at one of `targets`; leave anything else."""
+def remove_ours(links: Iterable[str], *targets: Path, taken: Path | None = None) -> list[str]:
+    """Remove each recorded link that still points at one of `targets`; leave anything else.
+    Each one removed is noted in the directory `taken` (when given): see `was_taken`."""
     removed = []
     for link in alive(links, *targets):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(link)
             removed.append(link)
+            if taken is not None:
+                note_taken(taken, link)
     return removed
+
+
+def _taken_file(taken: Path, link: str | Path) -> Path:
+    return taken / hashlib.sha256(os.fsencode(str(link))).hexdigest()[:32]
+
+
+def note_taken(taken: Path, link: str | Path) -> None:
+    """Record that our code removed `link` (one file named by a hash of its path, holding it)."""
+    from .layout import ensure_private_dir
+
+    with contextlib.suppress(OSError):
+        ensure_private_dir(taken)
+        record = _taken_file(taken, link)
+        tmp = record.with_name(f".{record.name}.{os.getpid()}.tmp")
+        tmp.write_text(str(link))
+        os.replace(tmp, record)
+
+
+def was_taken(taken: Path, link: str | Path) -> bool:
+    """Did our code remove `link` (and nothing made it again since)? A link that vanished
+    without such a record was removed by the user, and is never made again."""
+    try:
+        return _taken_file(taken, link).read_text() == str(link)
+    except OSError:
+        return False
+
+
+def forget_taken(taken: Path, link: str | Path) -> None:
+    """`link` is ours again (made again, or created by a mount): a later removal is the user's
+    unless our code notes it again."""
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(_taken_file(taken, link))

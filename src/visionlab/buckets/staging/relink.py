@@ -48,22 +48,41 @@ def may_share(link: Path, mine: layout.BucketPaths) -> bool:
 def move_links(mount: layout.BucketPaths, current: Path,
                timeout: float = SWITCH_LOCK_TIMEOUT) -> None:
     """Under the mount's lock: each link of a read-only mount that points at a mount of ours
-    (this one, or another job's it shares) moves to `current` (one atomic rename), a link that
-    another mount's end took away is made again, and the mount is marked staged."""
+    (this one, or another job's it shares) moves to `current` (one atomic rename), and the mount
+    is marked staged. A recorded link that has vanished is made again only when our code took
+    it away (another mount's end: `links.was_taken`); one the user removed stays removed and
+    leaves the state file."""
     with bucket_lock(mount.lock, timeout):
         st = state.load(mount.state)
         if not st or not _read_only(st.profile):
             return
         ours = {str(layout.paths_for(mount.bucket, scope).mount_point) for scope in scopes()}
+        taken = layout.taken_links()
+        kept = []
         for link in map(Path, st.symlinks):
             target = links.target_of(link)
             if target in ours:
                 links.replace(link, current)
-            elif not os.path.lexists(link) and link.parent.is_dir():
-                with contextlib.suppress(OSError):
-                    os.symlink(current, link)
-        if st.staged != str(current):
-            state.save(mount.state, st._replace(staged=str(current)))
+            elif not os.path.lexists(link):
+                again = links.was_taken(taken, link) and _make_again(link, current)
+                links.forget_taken(taken, link)
+                if not again:
+                    continue  # the user removed it (or its folder): not ours to bring back
+            kept.append(str(link))
+        if st.staged != str(current) or kept != list(st.symlinks):
+            state.save(mount.state, st._replace(staged=str(current), symlinks=kept))
+
+
+def _make_again(link: Path, current: Path) -> bool:
+    if not link.parent.is_dir():
+        return False
+    try:
+        os.symlink(current, link)
+    except FileExistsError:
+        return links.target_of(link) == str(current)
+    except OSError:
+        return False
+    return True
 
 
 def links_back(mount: layout.BucketPaths, current: Path) -> None:
