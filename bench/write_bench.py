@@ -109,7 +109,7 @@ class Bare:
     def sync(self) -> None:
         from visionlab.buckets.system import rclone
 
-        with _dir_fd(self.mp) as fd:  # what --sync does first: the kernel's writes to rclone
+        with _dir_fd(self.mp) as fd:  # the kernel's writes to rclone (close() already sent them)
             _syncfs(fd)
         while True:
             rclone.expedite_uploads(self.sock)

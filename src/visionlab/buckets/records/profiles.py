@@ -47,13 +47,17 @@ PROFILES: dict[str, Profile] = {
             # per file: listing with sizes 6-8x faster, cold small reads +15-30%.
             # Large files (bench/results.md, checkpoints): cp + --sync of 1 GiB 1.05-1.09x a
             # plain `rclone copyto` with rclone's own upload settings. Bigger parts or more at
-            # once (chunk 16M, concurrency 16) were slower here; with --write-back-cache a
-            # --sync run right after `cp` once found nothing queued yet and returned at once.
+            # once (chunk 16M, concurrency 16) were slower here.
+            # --write-back-cache: the kernel hands rclone large writes instead of 128 KiB ones
+            # (cp of 1 GiB into the mount faster; bench/results.md, "The write path"); the
+            # kernel sends a file's dirty pages to rclone before close() returns, so what
+            # --sync and unmount wait for is in rclone's cache as it was without it.
             # --low-level-retries 3: a failing upload then fails its try in ~1 s instead of
             # ~40 s (rclone's VFS retries each upload forever on its own, with backoff), so
             # --status and --sync can tell a refusing server within seconds.
             ["--vfs-cache-mode", "writes", "--vfs-write-back", "5s", "--use-server-modtime",
-             "--dir-cache-time", "1m", "--low-level-retries", "3", *_WRITE_CACHE],
+             "--dir-cache-time", "1m", "--low-level-retries", "3",
+             "--write-back-cache", *_WRITE_CACHE],
         ),
         Profile(
             "dataset",

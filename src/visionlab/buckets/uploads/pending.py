@@ -29,9 +29,13 @@ PUSH_EVERY = 1.0  # seconds between asking rclone to upload queued files now
 # rclone has it, it holds the file's cache copy open (seen in /proc on Linux) and its cache record
 # says dirty; then it closes the copy and queues the file. So an empty queue means "done" once,
 # for QUIET s, rclone held no cache file open and none was dirty (or at once when its cache is
-# empty: nothing was written through it). A file still open after SETTLE s is being written by a
-# program that has not closed it: not waited for.
+# empty: nothing was written through it). QUIET guards the gap between reading the two; where
+# /proc shows rclone's open files (Linux) the open copy covers the gap from close() to the queue,
+# so a short QUIET_SEEN is enough; elsewhere only the cache record is seen, and QUIET stays 1 s.
+# A file still open after SETTLE s is being written by a program that has not closed it: not
+# waited for.
 QUIET = 1.0
+QUIET_SEEN = 0.25
 SETTLE = 3.0
 
 
@@ -76,11 +80,12 @@ def unsaved(paths: layout.BucketPaths) -> list[str]:
     return rclone.unsaved_files(paths.cache, paths.bucket)
 
 
-def _calm(paths: layout.BucketPaths, st: Optional[state.MountState]) -> bool:
+def _calm(paths: layout.BucketPaths, st: Optional[state.MountState]) -> tuple[bool, float]:
     """Is nothing on its way to rclone's queue: no cache file held open by rclone (where that
-    can be seen), none dirty?"""
+    can be seen), none dirty? And how long must that last: QUIET_SEEN where rclone's open
+    files were seen, QUIET where they cannot be."""
     held = procs.has_open_file_under(st.pid, str(paths.cache)) if st and st.pid else None
-    return not held and not unsaved(paths)
+    return (not held and not unsaved(paths)), (QUIET if held is None else QUIET_SEEN)
 
 
 def _read_only(profile: str) -> bool:
@@ -120,8 +125,9 @@ def wait_uploaded(paths: layout.BucketPaths, st: Optional[state.MountState], tim
             if queue.cached == 0 or (st and _read_only(st.profile)):
                 return  # nothing was written through it
             idle_since = idle_since or now
-            calm_since = (calm_since or now) if _calm(paths, st) else None
-            if now - idle_since >= SETTLE or (calm_since and now - calm_since >= QUIET):
+            calm, quiet = _calm(paths, st)
+            calm_since = (calm_since or now) if calm else None
+            if now - idle_since >= SETTLE or (calm_since and now - calm_since >= quiet):
                 return
             time.sleep(0.05)
             continue
