@@ -186,6 +186,46 @@ def test_an_interrupted_copy_is_failed_with_its_reason_and_the_next_stage_resume
     assert cli("unmount", BKT, "--drop-stage").returncode == 0
 
 
+def test_progress_rises_in_bytes_during_one_large_object_and_an_interrupted_stage_keeps_what_it_finished(env):
+    """A packed cache: one large file beside three small ones. While the large one downloads
+    (rclone held to 8 MB/s by RCLONE_BWLIMIT, in the stager's environment only), --status shows
+    its bytes rising with no file done. Killed halfway, the next --stage keeps the small files it
+    finished and downloads only the large one again, from its first byte: rclone resumes no
+    download (the README says so)."""
+    big = os.urandom(1 << 20) * 40  # 40 MiB: ~5 s at 8 MB/s
+    small = {"manifest.json": b'{"n": 3}\n', "labels.npy": os.urandom(4096),
+             "offsets.npy": os.urandom(8192)}
+    env["s3"].make_bucket(BKT, {"image.bin": big, **small})
+    total = len(big) + sum(map(len, small.values()))
+    slow = {**os.environ, "RCLONE_BWLIMIT": "8M"}
+    assert cli(BKT, "--stage", env=slow).returncode == 0
+    seen: list[int] = []
+    pid = 0
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        st = json.loads(cli("--status", BKT, "--json").stdout)["stage"]
+        assert st["state"] == "copying", st
+        assert st["bytes_total"] == total
+        if st["files_done"] >= 3 and (not seen or st["bytes_done"] > seen[-1]):
+            seen.append(st["bytes_done"])
+        if st["bytes_done"] > total // 2:
+            pid = stage_json(env)["pid"]
+            break
+        time.sleep(0.2)
+    assert st["files_done"] == 3, st  # the small ones done, the large one not
+    assert len(seen) >= 3 and seen == sorted(seen) and seen[-1] < total, seen
+    work = env["runtime"] / "stage" / BKT / "work"
+    signal_checked(pid, signal.SIGKILL, "visionlab.buckets.staging.stager", group=True)
+    assert sorted(p.name for p in work.iterdir() if not p.name.endswith(".partial")) == \
+        sorted(small)  # what it finished is there; image.bin is not
+    resumed = cli(BKT, "--stage", "--wait")
+    assert resumed.returncode == 0, resumed.stderr
+    st = stage_json(env)
+    assert st["downloaded"] == 1 and st["bytes_done"] == total  # image.bin only
+    assert (env["home"] / "s3_buckets" / BKT / "image.bin").read_bytes() == big
+    assert cli("unmount", BKT, "--drop-stage").returncode == 0
+
+
 def test_unmount_stops_a_copy_in_progress(env):
     s3 = env["s3"]
     dataset(s3, n=300, size=50_000)

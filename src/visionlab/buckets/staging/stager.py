@@ -92,7 +92,13 @@ def run(bucket: str, remote: str, prefix: str, scope: str) -> None:
     argv = rclone.sync_argv(binary, rcconf.config_path(binary), remote, bucket, prefix, dest,
                             paths.log, paths.socket)
     # Counted once (not at every progress poll: 2,000 stats a poll cost CPU the copy needs).
-    already = sum(1 for rel, _s, _m in listing.records(new_listing) if os.path.exists(dest / rel))
+    # What an interrupted copy finished counts as done: files and bytes (a file rclone had only
+    # partly downloaded is fetched again from its first byte; rclone resumes no download).
+    already = already_bytes = 0
+    for rel, size, _m in listing.records(new_listing):
+        if os.path.exists(dest / rel):
+            already += 1
+            already_bytes += size
     state.remove(paths.socket)  # left by an rclone that was killed
     offset = rclone.log_offset(paths.log)
     child = runner.start_logged(argv, str(paths.log))
@@ -106,7 +112,8 @@ def run(bucket: str, remote: str, prefix: str, scope: str) -> None:
             continue
         downloaded = stats.files_done
         save(paths, st._replace(files_done=min(already + downloaded, total),
-                                bytes_done=min(stats.bytes_done, st.bytes_total),
+                                bytes_done=min(already_bytes + stats.bytes_done,
+                                               st.bytes_total),
                                 downloaded=downloaded))
     downloaded = rclone.copied_files(paths.log, offset)
     if child.returncode != 0:
