@@ -9,7 +9,8 @@ with `rclone copyto` / `rclone copy` straight to S3 and with the local disk.
 
 The loopback server's storage lives on tmpfs (/dev/shm), off the disk that holds the mount's
 cache, as a remote S3 would be: otherwise the server's own writes compete with ours for one disk.
-Checkpoint rounds are interleaved (anchor, ours, local, [candidates], anchor, ours, ...) and
+Checkpoint rounds are interleaved: each round the anchor first, then ours, local and the
+candidates in an order rotated by one each round; and
 every round writes a new object; each round's objects are deleted through the server afterwards,
 so what the mount's cache keeps is what it would keep in a real job. The mount stays up across
 rounds, as it does in a job. Reported per size: the first round, the median and the last, the
@@ -52,15 +53,36 @@ import checkpoint_bench as cb  # noqa: E402  (make_source)
 import run as rb  # noqa: E402  (World, run, script, machine)
 
 GiB = 1 << 30
-BUSY = 1.5  # load average (1 min) above which a row is marked unreliable on this machine
+BUSY = 0.5  # load average (1 min) before a series above which its row is marked unreliable
+# (after it, the load is the bench's own: rclone and cp keep both cores busy)
 _W = ["--vfs-cache-mode", "writes", "--vfs-write-back", "5s", "--use-server-modtime",
       "--dir-cache-time", "1m", "--low-level-retries", "3"]
 EXPLORE: dict[str, list[str]] = {
     # The default profile before: the cache kept every written file for 24 h.
     "kept 24h (before)": [*_W, "--vfs-cache-max-age", "24h", "--vfs-cache-max-size", "50G"],
-    "dropped + write-back-cache": [*_W, "--vfs-cache-max-age", "1s", "--vfs-cache-poll-interval",
-                                   "5s", "--vfs-cache-max-size", "50G", "--write-back-cache"],
+    # The default profile's flags exactly, on a bare mount: what our wrapper (the CLI's --sync,
+    # its wait for calm) adds on top of rclone.
+    "our flags, bare": [*_W, "--write-back-cache", "--vfs-cache-max-age", "1s",
+                        "--vfs-cache-poll-interval", "5s", "--vfs-cache-max-size", "50G"],
 }
+# Small files (--explore): our flags on a bare mount, and with more uploads at once (rclone's
+# VFS uploads 4 files at a time by default, its --transfers).
+_OURS = EXPLORE["our flags, bare"]
+EXPLORE_SMALL: dict[str, list[str]] = {
+    "our flags, bare": _OURS,
+    "our flags + --transfers 16, bare": [*_OURS, "--transfers", "16"],
+    "our flags, no write-back-cache, bare": [f for f in _OURS if f != "--write-back-cache"],
+    # the cache cleaner walks every cached file each poll
+    "our flags, cache poll 1m, bare": [*_OURS, "--vfs-cache-poll-interval", "1m"],
+}
+
+
+def settle(limit: float = 120.0) -> None:
+    """Wait (up to `limit` s) for the load the previous series left to decay below BUSY, so that
+    the load before a series says whether something else was running."""
+    deadline = time.monotonic() + limit
+    while os.getloadavg()[0] > BUSY and time.monotonic() < deadline:
+        time.sleep(5)
 
 
 def du(path: Path) -> int:
@@ -213,7 +235,7 @@ class Bench:
         dst.unlink()
 
     # -- many small files
-    def small_files(self, n: int, rounds: int) -> None:
+    def small_files(self, n: int, rounds: int, bares: dict[str, Bare]) -> None:
         src = self.w.work / "small-src"
         src.mkdir()
         blob = os.urandom(4096 + 4096)
@@ -234,6 +256,20 @@ class Bench:
             with concurrent.futures.ThreadPoolExecutor(8) as pool:
                 list(pool.map(one, [names[k::8] for k in range(8)]))
 
+        def through(key: str, root: Path, sync, name: str) -> None:
+            t = time.perf_counter()
+            write_through(root / name)
+            t_w = time.perf_counter()
+            sync()
+            t_end = time.perf_counter()
+            self.put(f"{key}:write", t_w - t)
+            self.put(f"{key}:sync", t_end - t_w)
+            self.put(f"{key}:total", t_end - t)
+            self.check(name, n * 4096)
+            self.delete_on_server(name)
+
+        targets = [("small", self.link, self.sync_ours),
+                   *[(f"small:x:{k}", x.mp, x.sync) for k, x in bares.items()]]
         for rnd in range(rounds):
             name = f"small-{rnd}"
             t = time.perf_counter()
@@ -242,15 +278,9 @@ class Bench:
             self.put("small:anchor", time.perf_counter() - t)
             self.check(f"{name}-anchor", n * 4096)
             self.delete_on_server(f"{name}-anchor")
-            t = time.perf_counter()
-            write_through(self.link / name)
-            t_w = time.perf_counter()
-            self.sync_ours()
-            t_end = time.perf_counter()
-            self.put("small:write", t_w - t)
-            self.put("small:sync", t_end - t_w)
-            self.put("small:total", t_end - t)
-            self.check(name, n * 4096)
+            k = rnd % len(targets)
+            for i, (key, root, sync) in enumerate(targets[k:] + targets[:k]):
+                through(key, root, sync, f"{name}-{i}")
             # with nothing pending: --sync against --status
             for _ in range(3):
                 t = time.perf_counter()
@@ -260,7 +290,6 @@ class Bench:
                 t = time.perf_counter()
                 self.sync_ours()
                 self.put("small:idle-sync", time.perf_counter() - t)
-            self.delete_on_server(name)
         shutil.rmtree(src)
 
 
@@ -307,20 +336,24 @@ def main(argv=None) -> int:
         rounds = args.rounds if g <= 1 else args.big_rounds
         src = world.work / f"src-{g:g}G.bin"
         cb.make_source(src, size)
+        settle()
         pid = b.mount_ours()
         bares = {n: Bare(world, n, f) for n, f in EXPLORE.items()} if args.explore else {}
         w0 = {"ours": disk_writes(pid), **{n: disk_writes(x.pid) for n, x in bares.items()}}
         load0 = os.getloadavg()[0]
         base = f"{g:g}G"
-        for _ in range(rounds):
+        steps = [(b.through, f"{base}:ours", b.link, b.sync_ours),
+                 (b.local_copy, f"{base}:local"),
+                 *[(b.through, f"{base}:x:{n}", x.mp, x.sync) for n, x in bares.items()]]
+        for rnd in range(rounds):
+            # the anchor first in each round, the others rotated: none always follows another
             b.anchor(f"{base}:copyto", src)
-            b.through(f"{base}:ours", b.link, b.sync_ours, src)
-            b.local_copy(f"{base}:local", src)
-            for n, x in bares.items():
-                b.through(f"{base}:x:{n}", x.mp, x.sync, src)
+            k = rnd % len(steps)
+            for fn, *step in steps[k:] + steps[:k]:
+                fn(*step, src)
         time.sleep(7)  # the cache cleaner's poll (5 s) after the last upload
         load1 = os.getloadavg()[0]
-        busy = " **unreliable: machine busy**" if max(load0, load1) > BUSY else ""
+        busy = " **unreliable: machine busy**" if load0 > BUSY else ""
         free = shutil.disk_usage(world.work).free / GiB
         r = b.res
         anchor = r[f"{base}:copyto"]
@@ -345,10 +378,15 @@ def main(argv=None) -> int:
             x.stop()
         src.unlink()
     if args.small:
+        settle()
         load0 = os.getloadavg()[0]
-        b.small_files(args.small, args.small_rounds)
+        bares = ({n: Bare(world, "small " + n, f) for n, f in EXPLORE_SMALL.items()}
+                 if args.explore else {})
+        b.small_files(args.small, args.small_rounds, bares)
+        for x in bares.values():
+            x.stop()
         load1 = os.getloadavg()[0]
-        busy = " **unreliable: machine busy**" if max(load0, load1) > BUSY else ""
+        busy = " **unreliable: machine busy**" if load0 > BUSY else ""
         r = b.res
         table += ["", f"Small files: {args.small:,} x 4 KiB, {args.small_rounds} round(s), "
                   f"load {load0:.2f} → {load1:.2f}{busy}", "",
@@ -362,6 +400,11 @@ def main(argv=None) -> int:
                   f"| `--sync` with nothing pending | {fmt_series(r['small:idle-sync'])} | "
                   f"**{statistics.median(r['small:idle-sync']) / statistics.median(r['small:status']):.2f}x**"
                   " `--status` (medians) |"]
+        for n in bares:
+            key = f"small:x:{n}"
+            table += [f"| x:{n}: written + sync ({fmt_series(r[key + ':write'])} + "
+                      f"{fmt_series(r[key + ':sync'])}) | {fmt_series(r[key + ':total'])} | "
+                      f"**{ratios(r[key + ':total'], r['small:anchor'])}** |"]
     text = "\n".join(lines + table) + f"\n\n({time.monotonic() - t_start:.0f} s in all)\n"
     print(text)
     if args.out:
