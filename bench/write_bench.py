@@ -213,18 +213,23 @@ class Bench:
         self.check(name, src.stat().st_size)
         self.delete_on_server(name)
 
-    def through(self, key: str, where: Path, sync, src: Path) -> None:
-        name = self.fresh()
+    def timed(self, key: str, phase: str, write, sync, name: str, size: int) -> None:
+        """Time write() then sync() as key:phase, key:sync and key:total; check the bytes."""
         t = time.perf_counter()
-        rb.run(["cp", src, where / name], self.w.env, timeout=3600)
-        t_cp = time.perf_counter()
+        write()
+        t_w = time.perf_counter()
         sync()
         t_end = time.perf_counter()
-        self.put(f"{key}:cp", t_cp - t)
-        self.put(f"{key}:sync", t_end - t_cp)
+        self.put(f"{key}:{phase}", t_w - t)
+        self.put(f"{key}:sync", t_end - t_w)
         self.put(f"{key}:total", t_end - t)
-        self.check(name, src.stat().st_size)
+        self.check(name, size)
         self.delete_on_server(name)
+
+    def through(self, key: str, where: Path, sync, src: Path) -> None:
+        name = self.fresh()
+        self.timed(key, "cp", lambda: rb.run(["cp", src, where / name], self.w.env, timeout=3600),
+                   sync, name, src.stat().st_size)
 
     def local_copy(self, key: str, src: Path) -> None:
         dst = self.local / "ckpt.bin"
@@ -257,16 +262,7 @@ class Bench:
                 list(pool.map(one, [names[k::8] for k in range(8)]))
 
         def through(key: str, root: Path, sync, name: str) -> None:
-            t = time.perf_counter()
-            write_through(root / name)
-            t_w = time.perf_counter()
-            sync()
-            t_end = time.perf_counter()
-            self.put(f"{key}:write", t_w - t)
-            self.put(f"{key}:sync", t_end - t_w)
-            self.put(f"{key}:total", t_end - t)
-            self.check(name, n * 4096)
-            self.delete_on_server(name)
+            self.timed(key, "write", lambda: write_through(root / name), sync, name, n * 4096)
 
         targets = [("small", self.link, self.sync_ours),
                    *[(f"small:x:{k}", x.mp, x.sync) for k, x in bares.items()]]
