@@ -20,6 +20,10 @@ written straight into the directory the server serves (no PUT per object). Rows,
                  also count the process it was forked from),
                  for --stage --wait, --status and the re-stage; the rclone it waits on
                  (the listing) is reported apart (RUSAGE_CHILDREN)
+  every process  peak RSS (VmHWM, read from /proc every 0.1 s) of each process the stage runs:
+                 the CLI, the listing rclone, the stager, the sync rclone, the mount's rclone
+                 (found by the stage dir in their environment), and their sum (of peaks, so an
+                 upper bound of what was resident at once); the same for the anchor `rclone copy`
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -55,6 +60,74 @@ _MEASURED = (
     "from visionlab.buckets.cli import mount_main\n"
     "mount_main()\n"
 )
+
+
+def _kind(argv: list[str]) -> str | None:
+    """Which process of a stage (or the anchor) `argv` is, None when none of ours."""
+    joined = " ".join(argv)
+    if "visionlab.buckets.staging.stager" in joined:
+        return "stager"
+    if "mount_main" in joined:
+        return "cli"
+    if len(argv) > 1 and os.path.basename(argv[0]).startswith("rclone"):
+        return {"lsjson": "listing", "sync": "sync", "mount": "mount",
+                "copy": "anchor"}.get(argv[1])
+    return None
+
+
+class PeakRSS:
+    """Peak RSS (MB) per kind of process while running: processes whose environment holds
+    `marker` (every process a stage starts inherits it), sampled from /proc every 0.1 s."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker.encode()
+        self.peaks: dict[int, tuple[str, float]] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def __enter__(self) -> PeakRSS:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self._sample()
+            self._stop.wait(0.1)
+        self._sample()
+
+    def _sample(self) -> None:
+        for entry in os.scandir("/proc"):
+            if not entry.name.isdigit():
+                continue
+            pid = int(entry.name)
+            try:
+                if pid not in self.peaks:
+                    with open(f"/proc/{pid}/environ", "rb") as f:
+                        if self.marker not in f.read():
+                            continue
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    argv = [a.decode(errors="replace") for a in f.read().split(b"\0") if a]
+                kind = _kind(argv)
+                if kind is None:
+                    continue
+                with open(f"/proc/{pid}/status") as f:
+                    hwm = next((int(line.split()[1]) for line in f if line.startswith("VmHWM")),
+                               0)
+            except (OSError, ValueError):
+                continue
+            old = self.peaks.get(pid, (kind, 0.0))[1]
+            self.peaks[pid] = (kind, max(old, hwm / 1024))
+
+    def by_kind(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for kind, mb in self.peaks.values():
+            out[kind] = max(out.get(kind, 0.0), mb)
+        out["sum"] = sum(mb for _, mb in self.peaks.values())
+        return out
 
 
 def build(bucket_dir: Path, count: int, size: int, folders: int = 0) -> None:
@@ -95,10 +168,13 @@ class Scale:
         shutil.rmtree(dest, ignore_errors=True)
         rb.drop_caches()
         rb.run([self.w.rclone, "version"], self.w.env)
-        t = time.perf_counter()
-        rb.run([self.w.rclone, "copy", f"s3_remote:{rb.BUCKET}", dest, "--transfers", "64"],
-               self.w.env, timeout=3600)
-        self.put(f"{key}:copy", time.perf_counter() - t)
+        env = {**self.w.env, "SCALE_BENCH_ANCHOR": str(dest)}
+        with PeakRSS(f"SCALE_BENCH_ANCHOR={dest}") as peak:
+            t = time.perf_counter()
+            rb.run([self.w.rclone, "copy", f"s3_remote:{rb.BUCKET}", dest, "--transfers", "64"],
+                   env, timeout=3600)
+            self.put(f"{key}:copy", time.perf_counter() - t)
+        self.put(f"{key}:copy_rss", peak.by_kind().get("anchor", 0.0))
         got = sum(len(files) for _, _, files in os.walk(dest))
         shutil.rmtree(dest, ignore_errors=True)
         if got != count:
@@ -123,8 +199,11 @@ class Scale:
     def stage(self, key: str, count: int, restage: bool) -> None:
         link = self.w.links / rb.BUCKET
         rb.drop_caches()
-        dt, own, children, _ = self.cli(rb.BUCKET, "--root", str(self.w.links), "--stage",
-                                        "--wait", "-q")
+        with PeakRSS(f"VISIONLAB_BUCKETS_STAGE_DIR={self.stage_dir}") as peak:
+            dt, own, children, _ = self.cli(rb.BUCKET, "--root", str(self.w.links), "--stage",
+                                            "--wait", "-q")
+        for kind, mb in peak.by_kind().items():
+            self.put(f"{key}:rss_{kind}", mb)
         self.put(f"{key}:stage", dt)
         self.put(f"{key}:stage_rss", own)
         self.put(f"{key}:stage_children_rss", children)
@@ -188,6 +267,19 @@ def report(sc: Scale, counts: list[int]) -> str:
             f"{f(m(f'{k}:stage_rss'), '{:.0f}')} / {f(m(f'{k}:status_rss'), '{:.0f}')} / "
             f"{f(m(f'{k}:restage_rss'), '{:.0f}')} | {f(m(f'{k}:stage_children_rss'), '{:.0f}')} | "
             f"{f(m(f'{k}:python_start'), '{:.3f}')} |")
+    out += ["", "Peak RSS MB of every process the stage runs (sampled from /proc), against the "
+            "anchor `rclone copy`:", "",
+            "| objects | CLI | listing rclone | stager | sync rclone | mount rclone | summed | "
+            "anchor `rclone copy` | summed / (anchor + 100 MB) |",
+            "|---|---|---|---|---|---|---|---|---|"]
+    for n in counts:
+        k = f"{n}"
+        total, anchor = m(f"{k}:rss_sum"), m(f"{k}:copy_rss")
+        ratio = f"{total / (anchor + 100):.2f}x" if total and anchor else "-"
+        cells = " | ".join(f(m(f"{k}:rss_{kind}"), "{:.0f}")
+                           for kind in ("cli", "listing", "stager", "sync", "mount"))
+        out.append(f"| {n:,} | {cells} | {f(total, '{:.0f}')} | {f(anchor, '{:.0f}')} | "
+                   f"{ratio} |")
     return "\n".join(out) + "\n"
 
 
