@@ -63,7 +63,8 @@ EXPLORE: dict[str, list[str]] = {
     # The default profile's flags exactly, on a bare mount: what our wrapper (the CLI's --sync,
     # its wait for calm) adds on top of rclone.
     "our flags, bare": [*_W, "--write-back-cache", "--vfs-cache-max-age", "1s",
-                        "--vfs-cache-poll-interval", "5s", "--vfs-cache-max-size", "50G"],
+                        "--vfs-cache-poll-interval", "5s", "--vfs-cache-max-size", "50G",
+                        "--no-unicode-normalization"],  # (on Linux)
 }
 # Small files (--explore): our flags on a bare mount, and with more uploads at once (rclone's
 # VFS uploads 4 files at a time by default, its --transfers).
@@ -75,6 +76,10 @@ EXPLORE_SMALL: dict[str, list[str]] = {
     "our flags, no write-back-cache, bare": [f for f in _OURS if f != "--write-back-cache"],
     # the cache cleaner walks every cached file each poll
     "our flags, cache poll 1m, bare": [*_OURS, "--vfs-cache-poll-interval", "1m"],
+    # before: a create of a new name looked for a unicode-equivalent one among every name of
+    # its folder
+    "our flags with unicode normalization (before), bare":
+        [f for f in _OURS if f != "--no-unicode-normalization"],
 }
 
 
@@ -313,10 +318,18 @@ def main(argv=None) -> int:
     ap.add_argument("--small", type=int, default=20000, help="small files (0: skip)")
     ap.add_argument("--small-rounds", type=int, default=2)
     ap.add_argument("--explore", action="store_true", help="also the EXPLORE bare mounts")
+    ap.add_argument("--only", default="",
+                    help="with --explore: only the candidates whose name holds one of these "
+                         "|-separated strings (names hold commas)")
     ap.add_argument("--out", help="also write the Markdown report here")
     ap.add_argument("--json", help="also write every sample here")
     args = ap.parse_args(argv)
     sizes = [float(s) for s in args.sizes.split(",") if s]
+    if args.only:
+        words = [w for w in args.only.split("|") if w]
+        for candidates in (EXPLORE, EXPLORE_SMALL):
+            for name in [n for n in candidates if not any(w in n for w in words)]:
+                del candidates[name]
 
     world = rb.World({"dirs": 0, "files": 0, "size": 0, "large": 0, "large_size": 0}, False)
     shm = Path(tempfile.mkdtemp(prefix="vbb-s3-", dir="/dev/shm"))

@@ -2,7 +2,8 @@
 cached copy leaves the local disk once it is on S3 (and still reads back right), two checkpoints
 saved back to back are both whole on S3 when `--sync` returns, a `--sync` started 0-100 ms after
 `close()` finds the file, and `--sync` asks rclone to hurry each queued file once, not once per
-round (a queue of 20,000 small files would otherwise cost 20,000 requests a second).
+round (a queue of 20,000 small files would otherwise cost 20,000 requests a second), and a new
+name is its bytes (no unicode-equivalent existing file is taken for it).
 
 The temp-then-rename save is tests/test_checkpoints.py's; the file whose close has not reached
 rclone when --sync starts is tests/test_unmount_load.py's."""
@@ -105,3 +106,17 @@ def test_sync_hurries_each_queued_file_once_not_once_per_round(env, monkeypatch)
     assert first >= 1 and again == 0, (first, again)
     sync_bucket(BUCKET, timeout=120)
     assert len(list((env["s3"].data / BUCKET).glob("r*.json"))) == 40
+
+
+def test_on_linux_a_new_name_is_its_bytes_never_a_unicode_equivalent_existing_file(env):
+    """The default mount compares names byte for byte, as Linux disks do (and without walking
+    every name of the folder per new file: the small-file speed-up): writing 'café' spelt with a
+    combining accent (NFD) makes a new object, never overwrites the precomposed (NFC) one."""
+    nfc, nfd = "caf\u00e9.txt", "cafe\u0301.txt"
+    (env["s3"].data / BUCKET / nfc).write_bytes(b"precomposed\n")
+    link = mount_bucket(BUCKET)
+    assert nfc in os.listdir(link) and nfd not in os.listdir(link)
+    (link / nfd).write_bytes(b"combining\n")
+    sync_bucket(BUCKET, timeout=60)
+    assert (env["s3"].data / BUCKET / nfc).read_bytes() == b"precomposed\n"
+    assert (env["s3"].data / BUCKET / nfd).read_bytes() == b"combining\n"

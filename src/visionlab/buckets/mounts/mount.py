@@ -192,7 +192,7 @@ def _preflight(req: _Request) -> _Ready:
     """Everything that can fail before anything is created: rclone, FUSE, the remote, the
     credentials and one request to the bucket."""
     from ..records import profiles
-    from ..system import credentials, fuse, rcconf, rclone
+    from ..system import credentials, fuse, platform, rcconf, rclone
 
     binary = rclone.find_rclone()
     fuse.check()
@@ -207,7 +207,7 @@ def _preflight(req: _Request) -> _Ready:
     paths = req.paths
     spec = rclone.MountSpec(binary=binary, config=config, remote=req.remote, bucket=req.bucket,
                             mount_point=paths.mount_point, log=paths.log, cache=paths.cache,
-                            socket=paths.socket, flags=profile.flags)
+                            socket=paths.socket, flags=profile.flags_for(platform.is_linux()))
     return _Ready(spec=spec, profile=profile)
 
 

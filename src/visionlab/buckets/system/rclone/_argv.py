@@ -179,8 +179,8 @@ class ObjectInfo(NamedTuple):
 # (~1 KB per object). Walked folder by folder instead, 64 folders at once, a folder's objects
 # are let go once it is done: at 200,000 objects in 1,000 folders, `rclone sync` peaked at
 # 112 MB instead of 221 MB at the same speed (86 s), and `lsjson` took 7.1 s instead of 13.7 s
-# (bench/stage_results.md). Its order is then not S3's key order: staging.listing sorts it on
-# disk.
+# (bench/results.md, "Staging at ImageNet's shape"). Its order is then not S3's key order:
+# staging.listing sorts it on disk.
 _CHEAP_LISTING = ["--checkers", "64", "--use-server-modtime"]
 
 
