@@ -265,23 +265,43 @@ class World:
         os.sync()
 
     # -- server and config
-    def start_server(self, etag_hash: str = "") -> None:
+    def start_server(self, etag_hash: str = "", stored: bool = False) -> None:
         """The loopback server. ETags are not hashes by default (the server would read every
         file of a listing to hash it); etag_hash="MD5" gives the MD5 ETags real S3 gives an
         object uploaded in one part, which rclone checks each download against: without them
-        it spends ~40% more CPU per small object (bench/stage_results.md)."""
+        it spends ~40% more CPU per small object (bench/stage_results.md). stored=True keeps
+        those sums (see _store_env) instead of reading each object again on every listing."""
         self.conf.write_text(
             f"[s3_remote]\ntype = s3\nprovider = Other\nenv_auth = true\n"
             f"endpoint = {self.endpoint}\nregion = us-east-1\n")
         self.conf.chmod(0o600)
+        served = str(self.data)
+        env = {**self.env, "RCLONE_CONFIG": "/dev/null"}
+        if stored:
+            served, env = "store:", self._store_env()
         with open(self.work / "server.log", "wb") as server_log:  # the child keeps its own fd
             self.server = subprocess.Popen(
                 [self.rclone, "serve", "s3", "--addr", f"127.0.0.1:{self.port}",
                  "--auth-key", f"{KEY},{SECRET}", "--etag-hash", etag_hash, "--vfs-cache-mode", "off",
-                 str(self.data)],
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=server_log,
-                env={**self.env, "RCLONE_CONFIG": "/dev/null"})
+                 served],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=server_log, env=env)
         wait_port(self.port, 15, "rclone serve s3")
+
+    def _store_env(self) -> dict[str, str]:
+        """The served directory behind rclone's hasher overlay, its MD5 sums kept in a bolt
+        database on tmpfs (no fsync cost): a listing reads the stored sums, as S3 stores each
+        object's ETag, instead of reading every object again to hash it."""
+        conf = self.work / "server.conf"
+        conf.write_text(f"[store]\ntype = hasher\nremote = {self.data}\nhashsums = md5\n"
+                        "max_age = off\n")
+        return {**self.env, "RCLONE_CONFIG": str(conf),
+                "RCLONE_CACHE_DIR": str(self.scratch / "server-cache")}
+
+    def store_etags(self) -> None:
+        """Hash every object once into the hasher's database (the server must be stopped: the
+        database is locked while it runs)."""
+        run([self.rclone, "hashsum", "md5", "store:", "--checkers", "8",
+             "--output-file", "/dev/null"], self._store_env(), timeout=7200)
 
     def cleanup(self) -> None:
         prefix = str(self.work)

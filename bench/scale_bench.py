@@ -5,10 +5,12 @@
     python bench/scale_bench.py --counts 2000 --size 1024
     python bench/scale_bench.py --folders 1000 --counts 200000,1300000   # ImageNet's shape
     python bench/scale_bench.py --quick               # 2,000 objects in 20 folders: does it run
+    python bench/scale_bench.py --big 8               # a packed cache: one 8 GiB object + 3 small
 
 Reuses the world of bench/run.py (private temp dir, loopback `rclone serve s3` with MD5 ETags, as
-real S3 gives small objects, unless --etag-hash ''; private HOME /
-RCLONE_CONFIG / VISIONLAB_BUCKETS_RUNTIME_DIR / VISIONLAB_BUCKETS_STAGE_DIR). The objects are
+real S3 gives small objects, unless --etag-hash ''; the sums kept in rclone's hasher database, as S3
+keeps ETags, unless --hash-on-listing, where the server reads every object on every listing; private
+HOME / RCLONE_CONFIG / VISIONLAB_BUCKETS_RUNTIME_DIR / VISIONLAB_BUCKETS_STAGE_DIR). The objects are
 written straight into the directory the server serves (no PUT per object). Rows, per count:
   stage          `mount-bucket B --stage --wait` (fresh stage dir, page cache dropped): seconds
   copy           `rclone copy --transfers 64 --checkers 64 s3_remote:B DIR` of the same bucket
@@ -150,18 +152,36 @@ def build(bucket_dir: Path, count: int, size: int, folders: int = 0) -> None:
     os.sync()
 
 
+BIG_SMALL = ("manifest.json", "labels.npy", "offsets.npy")  # beside the big file: 3 small ones
+
+
+def build_big(bucket_dir: Path, gib: int) -> None:
+    """A packed cache: `cache/image.bin` of `gib` GiB (random bytes, so nothing compresses)
+    beside three small files, as the lab's loaders write them."""
+    folder = bucket_dir / "cache"
+    folder.mkdir(parents=True, exist_ok=True)
+    chunk = os.urandom(64 << 20)
+    with open(folder / "image.bin", "wb") as f:
+        for _ in range(gib * 16):
+            f.write(chunk)
+    for i, name in enumerate(BIG_SMALL):
+        (folder / name).write_bytes(os.urandom(1024 * (i + 1)))
+    os.sync()
+
+
 class Scale:
     def __init__(self, world: rb.World) -> None:
         self.w = world
         self.res: dict[str, list[float]] = {}
         self.stage_dir = world.work / "stage"
         self.env = {**world.env, "VISIONLAB_BUCKETS_STAGE_DIR": str(self.stage_dir)}
+        self.labels: dict[int, str] = {}  # a row's name where it is not its object count
 
     def put(self, key: str, value: float) -> None:
         self.res.setdefault(key, []).append(value)
         rb.log(f"{key} = {value:.3f}")
 
-    def cli(self, *args: str, timeout: float = 1800) -> tuple[float, float, float, str]:
+    def cli(self, *args: str, timeout: float = 7200) -> tuple[float, float, float, str]:
         """(seconds, CLI peak RSS MB, its children's peak RSS MB, stdout)."""
         rss = self.w.work / "rss.json"
         t = time.perf_counter()
@@ -265,12 +285,13 @@ def report(sc: Scale, counts: list[int]) -> str:
            "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for n in counts:
         k = f"{n}"
+        label = sc.labels.get(n, f"{n:,}")
         stage, copy = m(f"{k}:stage"), m(f"{k}:copy")
         ratio = f"**{stage / copy:.2f}x**" if stage and copy else "-"
         s5 = m(f"{k}:s5cmd")
         s5_ratio = f"**{stage / s5:.2f}x**" if stage and s5 else "-"
         out.append(
-            f"| {n:,} | {f(stage, '{:.2f}')} | {f(copy, '{:.2f}')} | {ratio} | "
+            f"| {label} | {f(stage, '{:.2f}')} | {f(copy, '{:.2f}')} | {ratio} | "
             f"{f(s5, '{:.2f}')} | {s5_ratio} | "
             f"{f(m(f'{k}:status'), '{:.2f}')} | {f(m(f'{k}:restage'), '{:.2f}')} "
             f"({f(m(f'{k}:restage_downloaded'), '{:.0f}')}) | "
@@ -290,7 +311,7 @@ def report(sc: Scale, counts: list[int]) -> str:
         ratio = f"{once / (2 * anchor + 100):.2f}x" if once and anchor else "-"
         cells = " | ".join(f(m(f"{k}:rss_{kind}"), "{:.0f}")
                            for kind in ("cli", "listing", "stager", "sync", "mount"))
-        out.append(f"| {n:,} | {cells} | {f(total, '{:.0f}')} | {f(once, '{:.0f}')} | "
+        out.append(f"| {sc.labels.get(n, f'{n:,}')} | {cells} | {f(total, '{:.0f}')} | {f(once, '{:.0f}')} | "
                    f"{f(anchor, '{:.0f}')} | {ratio} |")
     return "\n".join(out) + "\n"
 
@@ -306,20 +327,31 @@ def main(argv=None) -> int:
     ap.add_argument("--out", help="also write the Markdown report here")
     ap.add_argument("--json", help="also write every sample here")
     ap.add_argument("--keep", action="store_true")
+    ap.add_argument("--big", type=int, default=0, metavar="GIB",
+                    help="instead of --counts: one object of GIB GiB beside three small ones")
     ap.add_argument("--etag-hash", default="MD5",
                     help="the server's ETags: MD5 (default: what real S3 gives a small object) "
                          "or '' (none: rclone then spends ~40%% more CPU per object)")
+    ap.add_argument("--hash-on-listing", action="store_true",
+                    help="the server reads every object again to hash it on each listing (before "
+                         "2026-12-07: the re-stage then timed the server's reads, not ours); by "
+                         "default it keeps the sums, as S3 keeps ETags")
     args = ap.parse_args(argv)
     if args.quick:
         args.counts, args.folders = "2000", 20
-    counts = [int(c) for c in args.counts.split(",") if c]
+    counts = [] if args.big else [int(c) for c in args.counts.split(",") if c]
+    if args.big:
+        counts = [1 + len(BIG_SMALL)]
     world = rb.World({"dirs": 0, "files": 0, "size": 0, "large": 0, "large_size": 0}, args.keep)
     atexit.register(world.cleanup)
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, lambda *_: sys.exit(130))
     world.bucket_dir.mkdir(parents=True)
-    world.start_server(args.etag_hash)
+    stored = bool(args.etag_hash) and not args.hash_on_listing
+    world.start_server(args.etag_hash, stored)
     sc = Scale(world)
+    if args.big:
+        sc.labels[counts[0]] = f"1 x {args.big} GiB + {len(BIG_SMALL)} small"
     notes = []
     t_start = time.monotonic()
     made = 0
@@ -327,13 +359,20 @@ def main(argv=None) -> int:
         build_t = time.perf_counter()
         shutil.rmtree(world.bucket_dir)
         world.bucket_dir.mkdir()
-        build(world.bucket_dir, n, args.size, args.folders)
+        if args.big:
+            build_big(world.bucket_dir, args.big)
+        else:
+            build(world.bucket_dir, n, args.size, args.folders)
         made = n
         rb.log(f"{made} objects written in {time.perf_counter() - build_t:.1f}s")
         # a fresh server: its directory cache would still list the bucket as it was
         world.server.terminate()
         world.server.wait(30)
-        world.start_server(args.etag_hash)
+        if stored:
+            store_t = time.perf_counter()
+            world.store_etags()
+            rb.log(f"ETags stored in {time.perf_counter() - store_t:.1f}s")
+        world.start_server(args.etag_hash, stored)
         sc.put(f"{n}:load_before", os.getloadavg()[0])
         for rnd in range(args.rounds):
             for name, step in (("copy", lambda n=n: sc.copy(f"{n}", n)),
@@ -346,9 +385,11 @@ def main(argv=None) -> int:
                     rb.log(f"FAILED {n} {name}: {exc}")
         sc.put(f"{n}:load_after", os.getloadavg()[0])
     shape = f" in {args.folders:,} folders" if args.folders else ""
-    head = [f"## Scale run ({', '.join(f'{n:,}' for n in counts)} objects x {args.size} B{shape}, "
+    what = (f"one {args.big} GiB object + {len(BIG_SMALL)} small" if args.big else
+            f"{', '.join(f'{n:,}' for n in counts)} objects x {args.size} B{shape}")
+    head = [f"## Scale run ({what}, "
             f"{args.rounds} round(s); {time.monotonic() - t_start:.0f} s; server ETags: "
-            f"{args.etag_hash or 'none'})", "", rb.machine(world), ""]
+            f"{args.etag_hash or 'none'}{', stored' if stored else ''})", "", rb.machine(world), ""]
     text = "\n".join(head) + "\n" + report(sc, counts)
     if notes:
         text += "\nFailures:\n" + "\n".join(f"- {n}" for n in notes) + "\n"

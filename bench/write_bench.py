@@ -69,6 +69,9 @@ EXPLORE: dict[str, list[str]] = {
 # Small files (--explore): our flags on a bare mount, and with more uploads at once (rclone's
 # VFS uploads 4 files at a time by default, its --transfers).
 _OURS = EXPLORE["our flags, bare"]
+# does byte-exact name lookup change a checkpoint's speed? (it should not: one name per round)
+EXPLORE["our flags with unicode normalization (before), bare"] = [
+    f for f in _OURS if f != "--no-unicode-normalization"]
 SMALL_FOLDERS = 10  # the small files spread over this many sub-folders, in a second series
 EXPLORE_SMALL: dict[str, list[str]] = {
     "our flags, bare": _OURS,
