@@ -206,6 +206,17 @@ def script(name: str) -> str:
 # ----------------------------------------------------------------------------- the world
 
 
+BUSY = 0.5  # load average (1 min) before a series above which its row is marked unreliable
+
+
+def settle(limit: float = 120.0) -> None:
+    """Wait (up to `limit` s) for the load the previous series left to decay below BUSY, so that
+    the load before a series says whether something else was running."""
+    deadline = time.monotonic() + limit
+    while os.getloadavg()[0] > BUSY and time.monotonic() < deadline:
+        time.sleep(5)
+
+
 class World:
     """Private temp dir with the S3 server, dataset, config, HOME and runtime dir."""
 

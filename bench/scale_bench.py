@@ -286,6 +286,8 @@ def report(sc: Scale, counts: list[int]) -> str:
     for n in counts:
         k = f"{n}"
         label = sc.labels.get(n, f"{n:,}")
+        if (m(f"{k}:load_before") or 0) > rb.BUSY:
+            label += " **unreliable: machine busy**"
         stage, copy = m(f"{k}:stage"), m(f"{k}:copy")
         ratio = f"**{stage / copy:.2f}x**" if stage and copy else "-"
         s5 = m(f"{k}:s5cmd")
@@ -339,9 +341,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if args.quick:
         args.counts, args.folders = "2000", 20
-    counts = [] if args.big else [int(c) for c in args.counts.split(",") if c]
-    if args.big:
-        counts = [1 + len(BIG_SMALL)]
+    counts = [1 + len(BIG_SMALL)] if args.big else [int(c) for c in args.counts.split(",") if c]
     world = rb.World({"dirs": 0, "files": 0, "size": 0, "large": 0, "large_size": 0}, args.keep)
     atexit.register(world.cleanup)
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
@@ -373,6 +373,7 @@ def main(argv=None) -> int:
             world.store_etags()
             rb.log(f"ETags stored in {time.perf_counter() - store_t:.1f}s")
         world.start_server(args.etag_hash, stored)
+        rb.settle()  # the build's own writes: the load before says whether anything else ran
         sc.put(f"{n}:load_before", os.getloadavg()[0])
         for rnd in range(args.rounds):
             for name, step in (("copy", lambda n=n: sc.copy(f"{n}", n)),

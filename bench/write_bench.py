@@ -53,7 +53,7 @@ import checkpoint_bench as cb  # noqa: E402  (make_source)
 import run as rb  # noqa: E402  (World, run, script, machine)
 
 GiB = 1 << 30
-BUSY = 0.5  # load average (1 min) before a series above which its row is marked unreliable
+BUSY = rb.BUSY
 # (after it, the load is the bench's own: rclone and cp keep both cores busy)
 _W = ["--vfs-cache-mode", "writes", "--vfs-write-back", "5s", "--use-server-modtime",
       "--dir-cache-time", "1m", "--low-level-retries", "3"]
@@ -86,12 +86,7 @@ EXPLORE_SMALL: dict[str, list[str]] = {
 }
 
 
-def settle(limit: float = 120.0) -> None:
-    """Wait (up to `limit` s) for the load the previous series left to decay below BUSY, so that
-    the load before a series says whether something else was running."""
-    deadline = time.monotonic() + limit
-    while os.getloadavg()[0] > BUSY and time.monotonic() < deadline:
-        time.sleep(5)
+settle = rb.settle
 
 
 def du(path: Path) -> int:
