@@ -6,12 +6,16 @@
     python bench/scale_bench.py --folders 1000 --counts 200000,1300000   # ImageNet's shape
     python bench/scale_bench.py --quick               # 2,000 objects in 20 folders: does it run
     python bench/scale_bench.py --big 8               # a packed cache: one 8 GiB object + 3 small
+    python bench/scale_bench.py --big 8 --etag-hash MD5 --explore   # what rclone's MD5 check costs
+    python bench/scale_bench.py --folders 1000 --counts 200000 --delay-ms 10   # 20 ms round trip
 
 Reuses the world of bench/run.py (private temp dir, loopback `rclone serve s3` with MD5 ETags, as
 real S3 gives small objects, unless --etag-hash ''; the sums kept in rclone's hasher database, as S3
 keeps ETags, unless --hash-on-listing, where the server reads every object on every listing; private
 HOME / RCLONE_CONFIG / VISIONLAB_BUCKETS_RUNTIME_DIR / VISIONLAB_BUCKETS_STAGE_DIR). The objects are
-written straight into the directory the server serves (no PUT per object). Rows, per count:
+written straight into the directory the server serves (no PUT per object). With --delay-ms every
+copier (and the stage) reaches the server through stage_bench.py's delaying proxy: each chunk
+is held MS ms each way, as a far-away region would (10 ms: a 20 ms round trip). Rows, per count:
   stage          `mount-bucket B --stage --wait` (fresh stage dir, page cache dropped): seconds
   copy           `rclone copy --transfers 64 --checkers 64 s3_remote:B DIR` of the same bucket
                  (the anchor)
@@ -50,6 +54,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import run as rb  # noqa: E402  (bench/run.py: World, run, drop_caches, script)
+import stage_bench as sbm  # noqa: E402  (the delaying proxy)
 
 PER_DIR = 1000
 # Runs the CLI in this process and writes its own peak RSS (VmHWM) and its children's at exit.
@@ -153,6 +158,19 @@ def build(bucket_dir: Path, count: int, size: int, folders: int = 0) -> None:
 
 
 BIG_SMALL = ("manifest.json", "labels.npy", "offsets.npy")  # beside the big file: 3 small ones
+_ANCHOR = ["--transfers", "64", "--checkers", "64"]
+# --explore (with --big): `rclone copy` of the packed cache with other flags, beside the anchor
+# and s5cmd. With an MD5 ETag, rclone reads a file it downloaded in several streams back from
+# disk to check its MD5 (one stream hashes as it goes, but alone it is slower).
+EXPLORE_BIG: dict[str, list[str]] = {
+    "anchor": _ANCHOR,
+    "--ignore-checksum": [*_ANCHOR, "--ignore-checksum"],
+    "--multi-thread-streams 16 --ignore-checksum": [*_ANCHOR, "--multi-thread-streams", "16",
+                                                    "--ignore-checksum"],
+    "--multi-thread-streams 0 (one stream, hashed as it goes)": [*_ANCHOR,
+                                                                 "--multi-thread-streams", "0"],
+    "--multi-thread-streams 16": [*_ANCHOR, "--multi-thread-streams", "16"],
+}
 
 
 def build_big(bucket_dir: Path, gib: int) -> None:
@@ -191,7 +209,7 @@ class Scale:
         own, children = json.loads(rss.read_text())
         return dt, own, children, out.stdout.decode()
 
-    def copy(self, key: str, count: int) -> None:
+    def copy(self, key: str, count: int, flags: list[str] = _ANCHOR) -> None:
         dest = self.w.work / "copydest"
         shutil.rmtree(dest, ignore_errors=True)
         rb.drop_caches()
@@ -199,8 +217,8 @@ class Scale:
         env = {**self.w.env, "SCALE_BENCH_ANCHOR": str(dest)}
         with PeakRSS(f"SCALE_BENCH_ANCHOR={dest}") as peak:
             t = time.perf_counter()
-            rb.run([self.w.rclone, "copy", f"s3_remote:{rb.BUCKET}", dest, "--transfers", "64",
-                    "--checkers", "64"], env, timeout=3600)
+            rb.run([self.w.rclone, "copy", f"s3_remote:{rb.BUCKET}", dest, *flags], env,
+                   timeout=3600)
             self.put(f"{key}:copy", time.perf_counter() - t)
         self.put(f"{key}:copy_rss", peak.by_kind().get("anchor", 0.0))
         got = sum(len(files) for _, _, files in os.walk(dest))
@@ -318,6 +336,31 @@ def report(sc: Scale, counts: list[int]) -> str:
     return "\n".join(out) + "\n"
 
 
+def explore(sc: Scale, count: int, rounds: int) -> str:
+    """`rclone copy` with each of EXPLORE_BIG's flags and s5cmd, `rounds` rounds, the order
+    rotated each round; a Markdown table of the seconds."""
+    rb.settle()
+    load0 = os.getloadavg()[0]
+    steps = [*EXPLORE_BIG, "s5cmd"]
+    for rnd in range(rounds):
+        for name in steps[rnd % len(steps):] + steps[:rnd % len(steps)]:
+            if name == "s5cmd":
+                sc.s5cmd(f"x:{name}", count)
+            else:
+                sc.copy(f"x:{name}", count, EXPLORE_BIG[name])
+    load1 = os.getloadavg()[0]
+    busy = " **unreliable: machine busy**" if load0 > rb.BUSY else ""
+    out = ["", f"Copiers explored, {rounds} round(s), order rotated each round, load {load0:.2f} "
+           f"→ {load1:.2f}{busy}:", "", "| copier | seconds, by round | median |", "|---|---|---|"]
+    for name in steps:
+        cmd = "`s5cmd cp --numworkers 32`" if name == "s5cmd" else f"`rclone copy` {name}"
+        v = sc.res.get(f"x:{name}:{'s5cmd' if name == 's5cmd' else 'copy'}", [])
+        if v:
+            out.append(f"| {cmd} | {' / '.join(f'{x:.1f}' for x in v)} | "
+                       f"{statistics.median(v):.1f} |")
+    return "\n".join(out) + "\n"
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--counts", default="2000,20000,100000")
@@ -331,22 +374,36 @@ def main(argv=None) -> int:
     ap.add_argument("--keep", action="store_true")
     ap.add_argument("--big", type=int, default=0, metavar="GIB",
                     help="instead of --counts: one object of GIB GiB beside three small ones")
-    ap.add_argument("--etag-hash", default="MD5",
-                    help="the server's ETags: MD5 (default: what real S3 gives a small object) "
-                         "or '' (none: rclone then spends ~40%% more CPU per object)")
+    ap.add_argument("--etag-hash", default=None,
+                    help="the server's ETags: MD5 (the default for --counts: what real S3 gives "
+                         "an object uploaded in one part) or '' (none: rclone then spends ~40%% "
+                         "more CPU per small object; the default for --big: a big object is "
+                         "uploaded in parts, and S3's multipart ETag is no MD5 rclone can check)")
+    ap.add_argument("--explore", action="store_true",
+                    help="with --big: also `rclone copy` with the flags of EXPLORE_BIG, "
+                         "interleaved with s5cmd")
     ap.add_argument("--hash-on-listing", action="store_true",
                     help="the server reads every object again to hash it on each listing (before "
                          "2026-12-07: the re-stage then timed the server's reads, not ours); by "
                          "default it keeps the sums, as S3 keeps ETags")
+    ap.add_argument("--delay-ms", type=float, default=0.0, metavar="MS",
+                    help="reach the server through a proxy that holds each chunk MS ms each way "
+                         "(10: a 20 ms round trip)")
     args = ap.parse_args(argv)
     if args.quick:
         args.counts, args.folders = "2000", 20
+    if args.etag_hash is None:
+        args.etag_hash = "" if args.big else "MD5"
     counts = [1 + len(BIG_SMALL)] if args.big else [int(c) for c in args.counts.split(",") if c]
     world = rb.World({"dirs": 0, "files": 0, "size": 0, "large": 0, "large_size": 0}, args.keep)
     atexit.register(world.cleanup)
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, lambda *_: sys.exit(130))
     world.bucket_dir.mkdir(parents=True)
+    if args.delay_ms:  # every config start_server writes, s5cmd's too, names the proxy
+        proxy = sbm.Proxy(world, args.delay_ms)
+        atexit.register(proxy.stop)
+        world.endpoint = proxy.endpoint
     stored = bool(args.etag_hash) and not args.hash_on_listing
     world.start_server(args.etag_hash, stored)
     sc = Scale(world)
@@ -385,13 +442,17 @@ def main(argv=None) -> int:
                     notes.append(f"{n} {name}: {exc}")
                     rb.log(f"FAILED {n} {name}: {exc}")
         sc.put(f"{n}:load_after", os.getloadavg()[0])
+    explored = explore(sc, counts[0], args.rounds) if args.big and args.explore else ""
     shape = f" in {args.folders:,} folders" if args.folders else ""
+    if args.delay_ms:
+        shape += (f", through a {2 * args.delay_ms:g} ms round-trip proxy "
+                  f"(measured: {sbm.rtt_ms(world):.1f} ms)")
     what = (f"one {args.big} GiB object + {len(BIG_SMALL)} small" if args.big else
             f"{', '.join(f'{n:,}' for n in counts)} objects x {args.size} B{shape}")
     head = [f"## Scale run ({what}, "
             f"{args.rounds} round(s); {time.monotonic() - t_start:.0f} s; server ETags: "
             f"{args.etag_hash or 'none'}{', stored' if stored else ''})", "", rb.machine(world), ""]
-    text = "\n".join(head) + "\n" + report(sc, counts)
+    text = "\n".join(head) + "\n" + report(sc, counts) + explored
     if notes:
         text += "\nFailures:\n" + "\n".join(f"- {n}" for n in notes) + "\n"
     print(text)
