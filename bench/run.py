@@ -209,6 +209,11 @@ def script(name: str) -> str:
 BUSY = 0.5  # load average (1 min) before a series above which its row is marked unreliable
 
 
+def busy(load: float) -> str:
+    """The mark a row taken at `load` (1 min, before it) carries: empty on a quiet machine."""
+    return " **unreliable: machine busy**" if load > BUSY else ""
+
+
 def settle(limit: float = 120.0) -> None:
     """Wait (up to `limit` s) for the load the previous series left to decay below BUSY, so that
     the load before a series says whether something else was running."""

@@ -304,8 +304,7 @@ def report(sc: Scale, counts: list[int]) -> str:
     for n in counts:
         k = f"{n}"
         label = sc.labels.get(n, f"{n:,}")
-        if (m(f"{k}:load_before") or 0) > rb.BUSY:
-            label += " **unreliable: machine busy**"
+        label += rb.busy(m(f"{k}:load_before") or 0)
         stage, copy = m(f"{k}:stage"), m(f"{k}:copy")
         ratio = f"**{stage / copy:.2f}x**" if stage and copy else "-"
         s5 = m(f"{k}:s5cmd")
@@ -349,7 +348,7 @@ def explore(sc: Scale, count: int, rounds: int) -> str:
             else:
                 sc.copy(f"x:{name}", count, EXPLORE_BIG[name])
     load1 = os.getloadavg()[0]
-    busy = " **unreliable: machine busy**" if load0 > rb.BUSY else ""
+    busy = rb.busy(load0)
     out = ["", f"Copiers explored, {rounds} round(s), order rotated each round, load {load0:.2f} "
            f"→ {load1:.2f}{busy}:", "", "| copier | seconds, by round | median |", "|---|---|---|"]
     for name in steps:
@@ -443,11 +442,11 @@ def main(argv=None) -> int:
                     rb.log(f"FAILED {n} {name}: {exc}")
         sc.put(f"{n}:load_after", os.getloadavg()[0])
     explored = explore(sc, counts[0], args.rounds) if args.big and args.explore else ""
-    shape = f" in {args.folders:,} folders" if args.folders else ""
+    shape = f" in {args.folders:,} folders" if args.folders and not args.big else ""
     if args.delay_ms:
         shape += (f", through a {2 * args.delay_ms:g} ms round-trip proxy "
                   f"(measured: {sbm.rtt_ms(world):.1f} ms)")
-    what = (f"one {args.big} GiB object + {len(BIG_SMALL)} small" if args.big else
+    what = (f"one {args.big} GiB object + {len(BIG_SMALL)} small{shape}" if args.big else
             f"{', '.join(f'{n:,}' for n in counts)} objects x {args.size} B{shape}")
     head = [f"## Scale run ({what}, "
             f"{args.rounds} round(s); {time.monotonic() - t_start:.0f} s; server ETags: "

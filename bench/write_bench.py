@@ -53,8 +53,6 @@ import checkpoint_bench as cb  # noqa: E402  (make_source)
 import run as rb  # noqa: E402  (World, run, script, machine)
 
 GiB = 1 << 30
-BUSY = rb.BUSY
-# (after it, the load is the bench's own: rclone and cp keep both cores busy)
 _W = ["--vfs-cache-mode", "writes", "--vfs-write-back", "5s", "--use-server-modtime",
       "--dir-cache-time", "1m", "--low-level-retries", "3"]
 EXPLORE: dict[str, list[str]] = {
@@ -85,8 +83,6 @@ EXPLORE_SMALL: dict[str, list[str]] = {
         [f for f in _OURS if f != "--no-unicode-normalization"],
 }
 
-
-settle = rb.settle
 
 
 def du(path: Path) -> int:
@@ -350,7 +346,7 @@ def main(argv=None) -> int:
         rounds = args.rounds if g <= 1 else args.big_rounds
         src = world.work / f"src-{g:g}G.bin"
         cb.make_source(src, size)
-        settle()
+        rb.settle()
         pid = b.mount_ours()
         bares = {n: Bare(world, n, f) for n, f in EXPLORE.items()} if args.explore else {}
         w0 = {"ours": disk_writes(pid), **{n: disk_writes(x.pid) for n, x in bares.items()}}
@@ -367,7 +363,7 @@ def main(argv=None) -> int:
                 fn(*step, src)
         time.sleep(7)  # the cache cleaner's poll (5 s) after the last upload
         load1 = os.getloadavg()[0]
-        busy = " **unreliable: machine busy**" if load0 > BUSY else ""
+        busy = rb.busy(load0)
         free = shutil.disk_usage(world.work).free / GiB
         r = b.res
         anchor = r[f"{base}:copyto"]
@@ -392,7 +388,7 @@ def main(argv=None) -> int:
             x.stop()
         src.unlink()
     if args.small:
-        settle()
+        rb.settle()
         load0 = os.getloadavg()[0]
         bares = ({n: Bare(world, "small " + n, f) for n, f in EXPLORE_SMALL.items()}
                  if args.explore else {})
@@ -400,7 +396,7 @@ def main(argv=None) -> int:
         for x in bares.values():
             x.stop()
         load1 = os.getloadavg()[0]
-        busy = " **unreliable: machine busy**" if load0 > BUSY else ""
+        busy = rb.busy(load0)
         r = b.res
         table += ["", f"Small files: {args.small:,} x 4 KiB, {args.small_rounds} round(s), "
                   f"load {load0:.2f} → {load1:.2f}{busy}", "",
