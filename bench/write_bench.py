@@ -55,26 +55,27 @@ import run as rb  # noqa: E402  (World, run, script, machine)
 GiB = 1 << 30
 _W = ["--vfs-cache-mode", "writes", "--vfs-write-back", "5s", "--use-server-modtime",
       "--dir-cache-time", "1m", "--low-level-retries", "3"]
+# The default profile's flags exactly (as on Linux), on a bare mount: what our wrapper (the CLI's
+# --sync, its wait for calm) adds on top of rclone.
+from visionlab.buckets.records import profiles  # noqa: E402
+
+_OURS = profiles.get(profiles.DEFAULT_PROFILE).flags_for(linux=True)
 EXPLORE: dict[str, list[str]] = {
     # The default profile before: the cache kept every written file for 24 h.
     "kept 24h (before)": [*_W, "--vfs-cache-max-age", "24h", "--vfs-cache-max-size", "50G"],
-    # The default profile's flags exactly, on a bare mount: what our wrapper (the CLI's --sync,
-    # its wait for calm) adds on top of rclone.
-    "our flags, bare": [*_W, "--write-back-cache", "--vfs-cache-max-age", "1s",
-                        "--vfs-cache-poll-interval", "5s", "--vfs-cache-max-size", "50G",
-                        "--no-unicode-normalization"],  # (on Linux)
+    "our flags, bare": _OURS,
+    # before: the kernel's write-back cache (larger writes; but a `cp` then sets the file's time,
+    # which rclone stores by copying the uploaded object onto itself on S3)
+    "our flags + --write-back-cache (before), bare": [*_OURS, "--write-back-cache"],
+    # does byte-exact name lookup change a checkpoint's speed? (it should not: one name per round)
+    "our flags with unicode normalization (before), bare":
+        [f for f in _OURS if f != "--no-unicode-normalization"],
 }
-# Small files (--explore): our flags on a bare mount, and with more uploads at once (rclone's
-# VFS uploads 4 files at a time by default, its --transfers).
-_OURS = EXPLORE["our flags, bare"]
-# does byte-exact name lookup change a checkpoint's speed? (it should not: one name per round)
-EXPLORE["our flags with unicode normalization (before), bare"] = [
-    f for f in _OURS if f != "--no-unicode-normalization"]
 SMALL_FOLDERS = 10  # the small files spread over this many sub-folders, in a second series
 EXPLORE_SMALL: dict[str, list[str]] = {
     "our flags, bare": _OURS,
     "our flags + --transfers 16, bare": [*_OURS, "--transfers", "16"],
-    "our flags, no write-back-cache, bare": [f for f in _OURS if f != "--write-back-cache"],
+    "our flags + --write-back-cache (before), bare": [*_OURS, "--write-back-cache"],
     # the cache cleaner walks every cached file each poll
     "our flags, cache poll 1m, bare": [*_OURS, "--vfs-cache-poll-interval", "1m"],
     # before: a create of a new name looked for a unicode-equivalent one among every name of

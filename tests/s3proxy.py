@@ -4,6 +4,7 @@
     proxy.rate = 2e6                                  # responses capped at 2 MB/s (all connections)
     proxy.delay = 0.02                                # every request held 20 ms
     proxy.reset(); ...; proxy.served                  # bytes sent to clients since reset()
+    proxy.copies                                      # server-side copies asked for since reset()
     proxy.stop()
 
 `served` counts what the S3 server sent back (HTTP headers, listings and object bodies): the
@@ -22,6 +23,7 @@ import threading
 from typing import Optional
 
 CHUNK = 1 << 16
+COPY_HEADER = b"\nx-amz-copy-source:"  # how a request asks the server to copy an object
 
 
 class CountingProxy:
@@ -32,6 +34,7 @@ class CountingProxy:
         self.served = 0  # server -> client bytes since reset()
         self.received = 0  # client -> server bytes since reset()
         self.connections = 0
+        self.copies = 0  # requests with an x-amz-copy-source header (CopyObject, UploadPartCopy)
         self._next_free = 0.0
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._server: Optional[asyncio.AbstractServer] = None
@@ -42,7 +45,7 @@ class CountingProxy:
         self.endpoint = f"http://127.0.0.1:{self.port}"
 
     def reset(self) -> None:
-        self.served = self.received = self.connections = 0
+        self.served = self.received = self.connections = self.copies = 0
 
     def start(self) -> CountingProxy:
         ready = threading.Event()
@@ -61,6 +64,11 @@ class CountingProxy:
             ready.set()
             loop.run_forever()
             self._server.close()
+            # the connections a client still holds end here, not in a closed loop
+            tasks = asyncio.all_tasks(loop)
+            for task in tasks:
+                task.cancel()
+            loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
             with contextlib.suppress(Exception):
                 loop.run_until_complete(self._server.wait_closed())
             loop.close()
@@ -95,6 +103,7 @@ class CountingProxy:
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                     upstream: bool) -> None:
         loop = asyncio.get_running_loop()
+        tail = b""  # the end of the last chunk, for a header split between two reads
         try:
             while True:
                 data = await reader.read(CHUNK)
@@ -104,6 +113,9 @@ class CountingProxy:
                     if self.delay:
                         await asyncio.sleep(self.delay)
                     self.received += len(data)
+                    seen = (tail + data).lower()
+                    self.copies += seen.count(COPY_HEADER) - tail.lower().count(COPY_HEADER)
+                    tail = data[-len(COPY_HEADER):]
                 else:
                     if self.rate:
                         now = loop.time()

@@ -1,7 +1,8 @@
 """The write path as jobs use it, on real mounts against the loopback server: a checkpoint's
 cached copy leaves the local disk once it is on S3 (and still reads back right), two checkpoints
 saved back to back are both whole on S3 when `--sync` returns, a `--sync` started 0-100 ms after
-`close()` finds the file, and `--sync` asks rclone to hurry each queued file once, not once per
+`close()` finds the file, a written file is uploaded once and never copied onto itself on S3
+afterwards, and `--sync` asks rclone to hurry each queued file once, not once per
 round (a queue of 20,000 small files would otherwise cost 20,000 requests a second), and a new
 name is its bytes (no unicode-equivalent existing file is taken for it).
 
@@ -12,9 +13,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+import subprocess
 import time
 
-from conftest import BUCKET, needs_fuse
+from conftest import BUCKET, needs_fuse, write_rclone_config
+from s3proxy import CountingProxy
 
 from visionlab.buckets import mount_bucket, sync_bucket
 from visionlab.buckets.records import layout
@@ -120,3 +123,35 @@ def test_on_linux_a_new_name_is_its_bytes_never_a_unicode_equivalent_existing_fi
     sync_bucket(BUCKET, timeout=60)
     assert (env["s3"].data / BUCKET / nfc).read_bytes() == b"precomposed\n"
     assert (env["s3"].data / BUCKET / nfd).read_bytes() == b"combining\n"
+
+
+def test_a_written_file_is_uploaded_once_and_never_copied_onto_itself_on_s3(env, tmp_path):
+    """With the kernel's write-back cache, a `cp` or a truncate into the mount also sets the
+    file's time; with the S3 time shown (--use-server-modtime) rclone then stores that time by
+    copying the uploaded object onto itself: a second, server-side copy of every checkpoint,
+    made in parts above 4.6 GiB (which took the mount down against the loopback server). The
+    proxy counts those requests. (A time the user sets, `touch` or `cp -p`, still costs one.)"""
+    proxy = CountingProxy(env["s3"].port).start()
+    try:
+        write_rclone_config(env["config"], proxy.endpoint)
+        link = mount_bucket(BUCKET)
+        data = os.urandom(4 * MB)
+        with open(link / "ckpt.pt", "wb") as f:  # as torch.save writes
+            f.write(data)
+        local = tmp_path / "results.npy"
+        local.write_bytes(data[:MB])
+        subprocess.run(["cp", str(local), str(link / "copied.npy")], check=True)
+        with open(link / "truncated.bin", "wb") as f:  # as dd writes: truncate, then write
+            f.truncate(0)
+            f.write(data[:MB])
+        sync_bucket(BUCKET, timeout=120)
+        deadline = time.monotonic() + 3  # a copy follows its upload at once
+        while not proxy.copies and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert proxy.copies == 0, f"{proxy.copies} server-side copies after the uploads"
+        server = env["s3"].data / BUCKET
+        assert digest(server / "ckpt.pt") == hashlib.sha256(data).hexdigest()
+        assert (server / "copied.npy").read_bytes() == data[:MB]
+        assert (server / "truncated.bin").read_bytes() == data[:MB]
+    finally:
+        proxy.stop()

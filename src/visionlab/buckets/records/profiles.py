@@ -52,16 +52,17 @@ PROFILES: dict[str, Profile] = {
             # Large files (bench/results.md, checkpoints): cp + --sync of 1 GiB 1.05-1.09x a
             # plain `rclone copyto` with rclone's own upload settings. Bigger parts or more at
             # once (chunk 16M, concurrency 16) were slower here.
-            # --write-back-cache: the kernel hands rclone large writes instead of 128 KiB ones
-            # (cp of 1 GiB into the mount faster; bench/results.md, "The write path"); the
-            # kernel sends a file's dirty pages to rclone before close() returns, so what
-            # --sync and unmount wait for is in rclone's cache as it was without it.
+            # No --write-back-cache (the kernel's): it hands rclone large writes, but with it a
+            # `cp` or a truncate into the mount also sets the file's time, and with
+            # --use-server-modtime rclone stores that time by copying the uploaded object onto
+            # itself on S3: a second, server-side copy of each checkpoint (above 4.6 GiB one in
+            # parts, which took the mount down against our test server). A time the user sets
+            # (touch, cp -p) still costs that copy. bench/results.md, "Checkpoints of 8 GiB".
             # --low-level-retries 3: a failing upload then fails its try in ~1 s instead of
             # ~40 s (rclone's VFS retries each upload forever on its own, with backoff), so
             # --status and --sync can tell a refusing server within seconds.
             ["--vfs-cache-mode", "writes", "--vfs-write-back", "5s", "--use-server-modtime",
-             "--dir-cache-time", "1m", "--low-level-retries", "3",
-             "--write-back-cache", *_WRITE_CACHE],
+             "--dir-cache-time", "1m", "--low-level-retries", "3", *_WRITE_CACHE],
             # --no-unicode-normalization: creating a new name otherwise compares it, NFC-
             # normalized, with every name of its folder (20% of the mount's CPU for 10,000
             # small files in one folder; 10k x 4 KiB written + --sync 33 s instead of 53 s on
