@@ -78,6 +78,9 @@ EXPLORE_SMALL: dict[str, list[str]] = {
     "our flags + --write-back-cache (before), bare": [*_OURS, "--write-back-cache"],
     # the cache cleaner walks every cached file each poll
     "our flags, cache poll 1m, bare": [*_OURS, "--vfs-cache-poll-interval", "1m"],
+    "our flags + --transfers 32, bare": [*_OURS, "--transfers", "32"],
+    "our flags + --transfers 16, cache poll 1m, bare":
+        [*_OURS, "--transfers", "16", "--vfs-cache-poll-interval", "1m"],
     # before: a create of a new name looked for a unicode-equivalent one among every name of
     # its folder
     "our flags with unicode normalization (before), bare":
@@ -130,15 +133,24 @@ class Bare:
         self.pid = self.proc.pid
 
     def sync(self) -> None:
-        from visionlab.buckets.system import rclone
+        """Return when rclone holds no written file open and has nothing left to upload, for
+        QUIET_SEEN in a row: as `--sync` waits (a file's release can reach rclone after close()
+        returned, and only then is it queued)."""
+        from visionlab.buckets.system import procs, rclone
+        from visionlab.buckets.uploads.pending import QUIET_SEEN
 
-        with _dir_fd(self.mp) as fd:  # the kernel's writes to rclone (close() already sent them)
+        with _dir_fd(self.mp) as fd:  # the kernel's writes to rclone
             _syncfs(fd)
+        calm_since = None
         while True:
             rclone.expedite_uploads(self.sock)
-            if rclone.uploads(self.sock).pending == 0:
+            busy = rclone.uploads(self.sock).pending or procs.has_open_file_under(
+                self.pid, str(self.cache))
+            now = time.monotonic()
+            calm_since = None if busy else (calm_since or now)
+            if calm_since and now - calm_since >= QUIET_SEEN:
                 return
-            time.sleep(0.2)
+            time.sleep(0.05)
 
     def stop(self) -> None:
         subprocess.run([rb.fusermount(), "-u", str(self.mp)], capture_output=True, check=False)

@@ -140,7 +140,7 @@ def test_a_written_file_is_uploaded_once_and_never_copied_onto_itself_on_s3(env,
             f.write(data)
         local = tmp_path / "results.npy"
         local.write_bytes(data[:MB])
-        subprocess.run(["cp", str(local), str(link / "copied.npy")], check=True)
+        subprocess.run(["cp", str(local), str(link / "copied.npy")], check=True, timeout=60)
         with open(link / "truncated.bin", "wb") as f:  # as dd writes: truncate, then write
             f.truncate(0)
             f.write(data[:MB])
