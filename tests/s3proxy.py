@@ -68,7 +68,8 @@ class CountingProxy:
             tasks = asyncio.all_tasks(loop)
             for task in tasks:
                 task.cancel()
-            loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+            if tasks:  # (gather() of nothing would look for this thread's current loop)
+                loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
             with contextlib.suppress(Exception):
                 loop.run_until_complete(self._server.wait_closed())
             loop.close()
