@@ -67,6 +67,8 @@ EXPLORE: dict[str, list[str]] = {
     # before: the kernel's write-back cache (larger writes; but a `cp` then sets the file's time,
     # which rclone stores by copying the uploaded object onto itself on S3)
     "our flags + --write-back-cache (before), bare": [*_OURS, "--write-back-cache"],
+    # rclone's other FUSE layer (go-fuse) with the same flags: larger writes from the kernel?
+    "our flags, rclone mount2, bare": ["mount2", *_OURS],
     # does byte-exact name lookup change a checkpoint's speed? (it should not: one name per round)
     "our flags with unicode normalization (before), bare":
         [f for f in _OURS if f != "--no-unicode-normalization"],
@@ -120,7 +122,10 @@ class Bare:
         self.cache = world.work / "xcache" / slug
         self.sock = world.work / f"{slug}.sock"
         self.log = world.work / f"{slug}.log"
-        argv = [world.rclone, "mount", f"s3_remote:{rb.BUCKET}", str(self.mp), "--config",
+        command = "mount"
+        if flags and flags[0] == "mount2":  # rclone's other FUSE layer (go-fuse), Linux
+            command, flags = "mount2", flags[1:]
+        argv = [world.rclone, command, f"s3_remote:{rb.BUCKET}", str(self.mp), "--config",
                 str(world.conf), "--cache-dir", str(self.cache), "--log-file", str(self.log),
                 "--rc", "--rc-addr", f"unix://{self.sock}", "--rc-no-auth", *flags]
         self.proc = subprocess.Popen(argv, env=world.env, stdin=subprocess.DEVNULL,
