@@ -52,13 +52,13 @@ sys.path.insert(0, str(HERE))
 import checkpoint_bench as cb  # noqa: E402  (make_source)
 import run as rb  # noqa: E402  (World, run, script, machine)
 
+from visionlab.buckets.records import profiles  # noqa: E402
+
 GiB = 1 << 30
 _W = ["--vfs-cache-mode", "writes", "--vfs-write-back", "5s", "--use-server-modtime",
       "--dir-cache-time", "1m", "--low-level-retries", "3"]
 # The default profile's flags exactly (as on Linux), on a bare mount: what our wrapper (the CLI's
 # --sync, its wait for calm) adds on top of rclone.
-from visionlab.buckets.records import profiles  # noqa: E402
-
 _OURS = profiles.get(profiles.DEFAULT_PROFILE).flags_for(linux=True)
 EXPLORE: dict[str, list[str]] = {
     # The default profile before: the cache kept every written file for 24 h.
@@ -146,8 +146,10 @@ class Bare:
 
         with _dir_fd(self.mp) as fd:  # the kernel's writes to rclone
             _syncfs(fd)
-        calm_since = None
+        calm_since, deadline = None, time.monotonic() + 3600
         while True:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{self.name}: uploads not done after 3600 s (see {self.log})")
             rclone.expedite_uploads(self.sock)
             busy = rclone.uploads(self.sock).pending or procs.has_open_file_under(
                 self.pid, str(self.cache))
