@@ -360,6 +360,78 @@ def explore(sc: Scale, count: int, rounds: int) -> str:
     return "\n".join(out) + "\n"
 
 
+def one_listing(sc: Scale, count: int, rounds: int) -> str:
+    """What staging from one listing would cost: the bucket listed once, as the CLI's check lists
+    it (`rclone lsjson -R`, timed with writing the key list), then fetched by key with no second
+    walk: `s5cmd run` (one `cp` per key: a GET each, no listing, no HEAD) or `rclone copy
+    --files-from-raw --no-traverse` (a HEAD per key, then a GET). Beside the anchor and s5cmd's
+    own wildcard copy, `rounds` rounds, the order rotated; a Markdown table of the seconds."""
+    rb.settle()
+    load0 = os.getloadavg()[0]
+    dest = sc.w.work / "keysdest"
+    keys = sc.w.work / "keys.txt"
+
+    def listed() -> list[str]:
+        t = time.perf_counter()
+        out = rb.run([sc.w.rclone, "lsjson", "-R", "--files-only", "--no-mimetype", "--checkers",
+                      "64", "--use-server-modtime", f"s3_remote:{rb.BUCKET}"], sc.w.env,
+                     timeout=3600, stdout=subprocess.PIPE)
+        names = [json.loads(line.rstrip(","))["Path"] for line in out.stdout.decode().splitlines()
+                 if line.strip() not in ("[", "]", "")]
+        sc.put(f"o:{name}:list", time.perf_counter() - t)
+        return names
+
+    def fetched(what: str) -> None:
+        got = sum(len(files) for _, _, files in os.walk(dest))
+        shutil.rmtree(dest, ignore_errors=True)
+        if got != count:
+            raise RuntimeError(f"{what}: {got} files, expected {count}")
+
+    steps = ["copy", "s5cmd", "list + s5cmd run", "list + rclone --files-from"]
+    for rnd in range(rounds):
+        for name in steps[rnd % len(steps):] + steps[:rnd % len(steps)]:
+            rb.drop_caches()
+            if name == "copy":
+                sc.copy(f"o:{name}", count)
+                continue
+            if name == "s5cmd":
+                sc.s5cmd(f"o:{name}", count)
+                continue
+            t0 = time.perf_counter()
+            names = listed()
+            if name == "list + s5cmd run":
+                keys.write_text("".join(f'cp "s3://{rb.BUCKET}/{k}" "{dest}/{k}"\n' for k in names))
+                argv = [shutil.which("s5cmd", path=sc.w.env["PATH"]), "--endpoint-url",
+                        sc.w.endpoint, "--numworkers", "64", "--log", "error", "run", keys]
+            else:
+                keys.write_text("".join(f"{k}\n" for k in names))
+                argv = [sc.w.rclone, "copy", f"s3_remote:{rb.BUCKET}", dest, "--files-from-raw",
+                        keys, "--no-traverse", *_ANCHOR, "--use-server-modtime"]
+            t = time.perf_counter()
+            rb.run(argv, sc.w.env, timeout=3600)
+            sc.put(f"o:{name}:fetch", time.perf_counter() - t)
+            sc.put(f"o:{name}:total", time.perf_counter() - t0)
+            fetched(name)
+    load1 = os.getloadavg()[0]
+    out = ["", f"One listing, then a fetch by key, {rounds} round(s), order rotated each round, "
+           f"load {load0:.2f} → {load1:.2f}{rb.busy(load0)}:", "",
+           "| copier | listing s | fetch s | total s, by round | median |", "|---|---|---|---|---|"]
+    for name in steps:
+        total = sc.res.get(f"o:{name}:{'total' if ' ' in name else name}", [])
+        lst = sc.res.get(f"o:{name}:list", [])
+        fetch = sc.res.get(f"o:{name}:fetch", [])
+        cmd = {"copy": "`rclone copy` (anchor: its own walk)",
+               "s5cmd": "`s5cmd cp --numworkers 32` (its own listing)",
+               "list + s5cmd run": "`rclone lsjson -R`, then `s5cmd --numworkers 64 run` (GET per key)",
+               "list + rclone --files-from": "`rclone lsjson -R`, then `rclone copy --files-from-raw "
+                                             "--no-traverse` (HEAD + GET per key)"}[name]
+        if total:
+            out.append(f"| {cmd} | {' / '.join(f'{x:.1f}' for x in lst) or '-'} | "
+                       f"{' / '.join(f'{x:.1f}' for x in fetch) or '-'} | "
+                       f"{' / '.join(f'{x:.1f}' for x in total)} | {statistics.median(total):.1f} |")
+    return "\n".join(out) + "\n"
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--counts", default="2000,20000,100000")
@@ -385,6 +457,9 @@ def main(argv=None) -> int:
                     help="the server reads every object again to hash it on each listing (before "
                          "2026-12-07: the re-stage then timed the server's reads, not ours); by "
                          "default it keeps the sums, as S3 keeps ETags")
+    ap.add_argument("--one-listing", action="store_true",
+                    help="with --counts (one count): only time fetching by key from one listing "
+                         "(s5cmd run, rclone --files-from) beside the anchor and s5cmd; no stage")
     ap.add_argument("--delay-ms", type=float, default=0.0, metavar="MS",
                     help="reach the server through a proxy that holds each chunk MS ms each way "
                          "(10: a 20 ms round trip)")
@@ -431,6 +506,12 @@ def main(argv=None) -> int:
         world.start_server(args.etag_hash, stored)
         rb.settle()  # the build's own writes: the load before says whether anything else ran
         sc.put(f"{n}:load_before", os.getloadavg()[0])
+        if args.one_listing:
+            notes_text = one_listing(sc, n, args.rounds)
+            print(notes_text)
+            if args.out:
+                Path(args.out).write_text(notes_text)
+            return 0
         for rnd in range(args.rounds):
             for name, step in (("copy", lambda n=n: sc.copy(f"{n}", n)),
                                ("s5cmd", lambda n=n: sc.s5cmd(f"{n}", n)),
