@@ -8,6 +8,7 @@
     python bench/scale_bench.py --big 8               # a packed cache: one 8 GiB object + 3 small
     python bench/scale_bench.py --big 8 --etag-hash MD5 --explore   # what rclone's MD5 check costs
     python bench/scale_bench.py --folders 1000 --counts 200000 --delay-ms 10   # 20 ms round trip
+    python bench/scale_bench.py --one-listing --counts 20000 --folders 100   # fetch by key instead
 
 Reuses the world of bench/run.py (private temp dir, loopback `rclone serve s3` with MD5 ETags, as
 real S3 gives small objects, unless --etag-hash ''; the sums kept in rclone's hasher database, as S3
