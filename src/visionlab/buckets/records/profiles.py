@@ -51,9 +51,8 @@ PROFILES: dict[str, Profile] = {
             # per file: listing with sizes 6-8x faster, cold small reads +15-30%.
             # Large files (bench/results.md, checkpoints): cp + --sync 1.3-1.9x a plain
             # `rclone copyto` on 2 cores (1 GiB, 10 in a row, medians 1.4-1.7x; 8 GiB
-            # 1.33-1.46x): rclone uploads
-            # a file only once it is closed. Bigger parts or more at once (chunk 16M,
-            # concurrency 16) were slower here.
+            # 1.33-1.46x): rclone uploads a file only once it is closed. Bigger parts or more
+            # at once (chunk 16M, concurrency 16) were slower here.
             # No --write-back-cache (the kernel's): it hands rclone large writes, but with it a
             # `cp` or a truncate into the mount also sets the file's time, and with
             # --use-server-modtime rclone stores that time by copying the uploaded object onto
