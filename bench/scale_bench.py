@@ -25,6 +25,7 @@ is held MS ms each way, as a far-away region would (10 ms: a 20 ms round trip). 
   stage / copy   the ratio, measured side by side (copy, stage, copy, stage ...: medians)
   status         `mount-bucket --status B` while staged (median of 5), seconds
   restage        the unchanged re-stage: unmount (the copy is kept), `--stage --wait` again
+                 (--restages N times: the median, / the stage, and each)
   RSS            peak RSS of the CLI's own Python process (VmHWM at its exit: ru_maxrss would
                  also count the process it was forked from),
                  for --stage --wait, --status and the re-stage; the rclone it waits on
@@ -243,7 +244,7 @@ class Scale:
         if got != count:
             raise RuntimeError(f"s5cmd cp: {got} files, expected {count}")
 
-    def stage(self, key: str, count: int, restage: bool) -> None:
+    def stage(self, key: str, count: int, restage: int) -> None:
         link = self.w.links / rb.BUCKET
         rb.drop_caches()
         with PeakRSS(f"VISIONLAB_BUCKETS_STAGE_DIR={self.stage_dir}") as peak:
@@ -270,7 +271,7 @@ class Scale:
         t = time.perf_counter()  # how loaded the machine is: a bare interpreter start
         rb.run([sys.executable, "-c", "pass"], self.env, timeout=60)
         self.put(f"{key}:python_start", time.perf_counter() - t)
-        if restage:
+        for _ in range(restage):  # unmount (the copy is kept), then --stage --wait again
             rb.run([rb.script("unmount-bucket"), rb.BUCKET, "-q", "--timeout", "120"], self.env,
                    timeout=300)
             rb.drop_caches()
@@ -310,11 +311,14 @@ def report(sc: Scale, counts: list[int]) -> str:
         ratio = f"**{stage / copy:.2f}x**" if stage and copy else "-"
         s5 = m(f"{k}:s5cmd")
         s5_ratio = f"**{stage / s5:.2f}x**" if stage and s5 else "-"
+        again = r.get(f"{k}:restage", [])
+        restaged = (f" = **{statistics.median(again) / stage:.3f}x** (median of {len(again)}: "
+                    f"{', '.join(f'{v:.2f}' for v in again)})" if again and stage else "")
         out.append(
             f"| {label} | {f(stage, '{:.2f}')} | {f(copy, '{:.2f}')} | {ratio} | "
             f"{f(s5, '{:.2f}')} | {s5_ratio} | "
             f"{f(m(f'{k}:status'), '{:.2f}')} | {f(m(f'{k}:restage'), '{:.2f}')} "
-            f"({f(m(f'{k}:restage_downloaded'), '{:.0f}')}) | "
+            f"({f(m(f'{k}:restage_downloaded'), '{:.0f}')}){restaged} | "
             f"{f(m(f'{k}:stage_rss'), '{:.0f}')} / {f(m(f'{k}:status_rss'), '{:.0f}')} / "
             f"{f(m(f'{k}:restage_rss'), '{:.0f}')} | {f(m(f'{k}:stage_children_rss'), '{:.0f}')} | "
             f"{f(m(f'{k}:python_start'), '{:.3f}')} | "
@@ -445,6 +449,8 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true", help="2,000 objects in 20 folders")
     ap.add_argument("--size", type=int, default=1024, help="bytes per object")
     ap.add_argument("--rounds", type=int, default=1, help="copy/stage pairs per count (median)")
+    ap.add_argument("--restages", type=int, default=1,
+                    help="unchanged re-stages after the first round's stage (median reported)")
     ap.add_argument("--out", help="also write the Markdown report here")
     ap.add_argument("--json", help="also write every sample here")
     ap.add_argument("--keep", action="store_true")
@@ -520,7 +526,8 @@ def main(argv=None) -> int:
         for rnd in range(args.rounds):
             for name, step in (("copy", lambda n=n: sc.copy(f"{n}", n)),
                                ("s5cmd", lambda n=n: sc.s5cmd(f"{n}", n)),
-                               ("stage", lambda n=n, rnd=rnd: sc.stage(f"{n}", n, rnd == 0))):
+                               ("stage", lambda n=n, rnd=rnd: sc.stage(f"{n}", n,
+                                                                args.restages if rnd == 0 else 0))):
                 try:
                     step()
                 except Exception as exc:  # one broken row must not hide the others

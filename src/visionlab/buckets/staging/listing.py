@@ -14,6 +14,7 @@ import json
 import os
 import tempfile
 from collections.abc import Iterable, Iterator
+from json.encoder import encode_basestring  # what json.dumps(ensure_ascii=False) does to a str
 from pathlib import Path
 from typing import IO, NamedTuple
 
@@ -34,7 +35,20 @@ class _Unsorted(Exception):
 
 
 def line_of(path: str, size: int, modified: str) -> str:
-    return json.dumps([path, size, modified], ensure_ascii=False, separators=(",", ":")) + "\n"
+    """`json.dumps([path, size, modified], ensure_ascii=False, separators=(",", ":"))` and a
+    newline, built without json.dumps's per-call encoder (1.3M lines per listing)."""
+    return f"[{encode_basestring(path)},{int(size)},{encode_basestring(modified)}]\n"
+
+
+def _path_size(line: str) -> tuple[str, int]:
+    """The path (still JSON-escaped: "/" never is, so its folders split alike) and the size of a
+    line_of line, without a JSON parse: the modified time (the last field) holds no comma."""
+    head, size, _modified = line.rsplit(",", 2)
+    try:
+        return head[2:-1], int(size)
+    except ValueError:  # a time with a comma in it, from some other S3: parse it properly
+        path, size, _modified = json.loads(line)
+        return encode_basestring(path)[1:-1], size
 
 
 def header(prefix: str) -> str:
@@ -45,6 +59,8 @@ def new_folders(path: str, previous: str) -> int:
     """Folders of `path` that `previous` (the line before in the sorted listing) is not in:
     summed over the listing, the number of folders it holds (the objects of one folder are one
     run of lines in any lexicographic order)."""
+    if path.rpartition("/")[0] == previous.rpartition("/")[0]:
+        return 0  # the run of one folder's objects goes on
     folders = path.split("/")[:-1]
     before = previous.split("/")[:-1]
     same = 0
@@ -95,7 +111,7 @@ def _merge(items: Iterable[str], old: Iterator[str]) -> Totals:
     for line in items:
         if line < previous_line:
             raise _Unsorted
-        rel, size, _modified = json.loads(line)
+        rel, size = _path_size(line)
         while current is not None and current < line:
             unchanged = False  # in the copy in use, no more in the bucket
             current = next(old, None)
