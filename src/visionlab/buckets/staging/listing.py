@@ -42,13 +42,13 @@ def line_of(path: str, size: int, modified: str) -> str:
 
 def _path_size(line: str) -> tuple[str, int]:
     """The path (still JSON-escaped: "/" never is, so its folders split alike) and the size of a
-    line_of line, without a JSON parse: the modified time (the last field) holds no comma."""
-    head, size, _modified = line.rsplit(",", 2)
-    try:
+    line_of line, without a JSON parse when the modified time (the last field) holds no comma:
+    then the last part opens with the time's quote (a quote inside a string is escaped)."""
+    head, size, modified = line.rsplit(",", 2)
+    if modified.startswith('"') and size.isdigit():
         return head[2:-1], int(size)
-    except ValueError:  # a time with a comma in it, from some other S3: parse it properly
-        path, size, _modified = json.loads(line)
-        return encode_basestring(path)[1:-1], size
+    path, size, _modified = json.loads(line)  # a time with a comma in it: parse it properly
+    return encode_basestring(path)[1:-1], size
 
 
 def header(prefix: str) -> str:
