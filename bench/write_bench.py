@@ -6,6 +6,7 @@ with `rclone copyto` / `rclone copy` straight to S3 and with the local disk.
     python bench/write_bench.py                        # 10 x 1 GiB in a row, 20,000 x 4 KiB
     python bench/write_bench.py --rounds 10 --sizes 1,8 --small 20000 --out bench/write_last.md
     python bench/write_bench.py --explore              # also bare rclone mounts with candidate flags
+    python bench/write_bench.py --delay-ms 10          # through a 20 ms round-trip proxy
 
 The loopback server's storage lives on tmpfs (/dev/shm), off the disk that holds the mount's
 cache, as a remote S3 would be: otherwise the server's own writes compete with ours for one disk.
@@ -51,6 +52,7 @@ sys.path.insert(0, str(HERE))
 
 import checkpoint_bench as cb  # noqa: E402  (make_source)
 import run as rb  # noqa: E402  (World, run, script, machine)
+import stage_bench as sbm  # noqa: E402  (the delaying proxy)
 
 from visionlab.buckets.records import profiles  # noqa: E402
 
@@ -60,6 +62,14 @@ _W = ["--vfs-cache-mode", "writes", "--vfs-write-back", "5s", "--use-server-modt
 # The default profile's flags exactly (as on Linux), on a bare mount: what our wrapper (the CLI's
 # --sync, its wait for calm) adds on top of rclone.
 _OURS = profiles.get(profiles.DEFAULT_PROFILE).flags_for(linux=True)
+
+
+def _without(flags: list[str], name: str) -> list[str]:
+    """`flags` less the flag `name` and its value."""
+    i = flags.index(name)
+    return [*flags[:i], *flags[i + 2:]]
+
+
 EXPLORE: dict[str, list[str]] = {
     # The default profile before: the cache kept every written file for 24 h.
     "kept 24h (before)": [*_W, "--vfs-cache-max-age", "24h", "--vfs-cache-max-size", "50G"],
@@ -78,11 +88,15 @@ EXPLORE_SMALL: dict[str, list[str]] = {
     "our flags, bare": _OURS,
     # rclone's other FUSE layer (go-fuse): cheaper per request?
     "our flags, rclone mount2, bare": ["mount2", *_OURS],
+    # mount2's writes are cheaper; its uploads (4 at once by default) then bound the total
+    "our flags, rclone mount2 + --transfers 32, bare": ["mount2", *_OURS, "--transfers", "32"],
     "our flags + --transfers 16, bare": [*_OURS, "--transfers", "16"],
     "our flags + --write-back-cache (before), bare": [*_OURS, "--write-back-cache"],
     # the cache cleaner walks every cached file each poll
     "our flags, cache poll 1m, bare": [*_OURS, "--vfs-cache-poll-interval", "1m"],
     "our flags + --transfers 32, bare": [*_OURS, "--transfers", "32"],
+    # before: rclone's default, 4 uploads at once
+    "our flags, 4 uploads at once (before), bare": _without(_OURS, "--transfers"),
     "our flags + --transfers 16, cache poll 1m, bare":
         [*_OURS, "--transfers", "16", "--vfs-cache-poll-interval", "1m"],
     # before: a create of a new name looked for a unicode-equivalent one among every name of
@@ -339,6 +353,10 @@ def main(argv=None) -> int:
                          "|-separated strings (names hold commas)")
     ap.add_argument("--out", help="also write the Markdown report here")
     ap.add_argument("--json", help="also write every sample here")
+    ap.add_argument("--delay-ms", type=float, default=0.0, metavar="MS",
+                    help="every client, the anchor's rclone and the mounts alike, reaches the "
+                         "server through stage_bench.py's proxy, MS each way (10: a 20 ms "
+                         "round trip, as to a real S3 region)")
     args = ap.parse_args(argv)
     sizes = [float(s) for s in args.sizes.split(",") if s]
     if args.only:
@@ -355,9 +373,17 @@ def main(argv=None) -> int:
         signal.signal(sig, lambda *_: sys.exit(130))
     world.data, world.bucket_dir = shm, shm / rb.BUCKET
     world.bucket_dir.mkdir()
+    if args.delay_ms:  # the config start_server writes names the proxy
+        proxy = sbm.Proxy(world, args.delay_ms)
+        atexit.register(proxy.stop)
+        world.endpoint = proxy.endpoint
     world.start_server()
     b = Bench(world)
-    lines = [f"## Write path run ({time.strftime('%Y-%m-%d %H:%M')}; server storage on tmpfs)", "",
+    where = "server storage on tmpfs"
+    if args.delay_ms:
+        where += (f", through a {2 * args.delay_ms:g} ms round-trip proxy "
+                  f"(measured {sbm.rtt_ms(world):.1f} ms)")
+    lines = [f"## Write path run ({time.strftime('%Y-%m-%d %H:%M')}; {where})", "",
              rb.machine(world), ""]
     table = ["| size | rounds | config | cp s | sync s | total s (first / median / last) | "
              "/ copyto (first / median / last) | load before → after | after the last round |",

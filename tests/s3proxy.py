@@ -5,6 +5,7 @@
     proxy.delay = 0.02                                # every request held 20 ms
     proxy.reset(); ...; proxy.served                  # bytes sent to clients since reset()
     proxy.copies                                      # server-side copies asked for since reset()
+    proxy.peak_open                                   # most client connections open at once
     proxy.stop()
 
 `served` counts what the S3 server sent back (HTTP headers, listings and object bodies): the
@@ -34,6 +35,8 @@ class CountingProxy:
         self.served = 0  # server -> client bytes since reset()
         self.received = 0  # client -> server bytes since reset()
         self.connections = 0
+        self.open = 0  # client connections open now
+        self.peak_open = 0  # the most open at once since reset(): how many requests overlapped
         self.copies = 0  # requests with an x-amz-copy-source header (CopyObject, UploadPartCopy)
         self._next_free = 0.0
         self._loop: Optional[asyncio.AbstractEventLoop] = None
@@ -46,6 +49,7 @@ class CountingProxy:
 
     def reset(self) -> None:
         self.served = self.received = self.connections = self.copies = 0
+        self.peak_open = self.open
 
     def start(self) -> CountingProxy:
         ready = threading.Event()
@@ -88,18 +92,23 @@ class CountingProxy:
 
     async def _handle(self, c_reader: asyncio.StreamReader, c_writer: asyncio.StreamWriter) -> None:
         self.connections += 1
+        self.open += 1
+        self.peak_open = max(self.peak_open, self.open)
         try:
-            s_reader, s_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
-        except OSError:
-            c_writer.close()
-            return
-        for w in (c_writer, s_writer):
-            sock = w.get_extra_info("socket")
-            if sock is not None:
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        await asyncio.gather(self._pipe(c_reader, s_writer, upstream=True),
-                             self._pipe(s_reader, c_writer, upstream=False),
-                             return_exceptions=True)
+            try:
+                s_reader, s_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+            except OSError:
+                c_writer.close()
+                return
+            for w in (c_writer, s_writer):
+                sock = w.get_extra_info("socket")
+                if sock is not None:
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            await asyncio.gather(self._pipe(c_reader, s_writer, upstream=True),
+                                 self._pipe(s_reader, c_writer, upstream=False),
+                                 return_exceptions=True)
+        finally:
+            self.open -= 1
 
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                     upstream: bool) -> None:
